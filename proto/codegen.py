@@ -1,7 +1,7 @@
 """Generate (or check) the Python code and type stubs for proto/callmesh/proto/v1/*.proto.
 
-    uv run python proto/codegen.py           # regenerate in place
-    uv run python proto/codegen.py --check   # exit 1 when committed code drifted from the .proto
+uv run python proto/codegen.py           # regenerate in place
+uv run python proto/codegen.py --check   # exit 1 when committed code drifted from the .proto
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ def generate(out_dir: Path) -> list[Path]:
     """Run protoc into ``out_dir`` (mirroring callmesh/proto/v1/) and return the generated files."""
     include = str(resources.files("grpc_tools") / "_proto")
     files = [str(p.relative_to(ROOT)) for p in proto_files()]
-    args = ["protoc", f"-I{ROOT}", f"-I{include}", f"--python_out={out_dir}", f"--pyi_out={out_dir}"]
+    args = [
+        "protoc",
+        f"-I{ROOT}",
+        f"-I{include}",
+        f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
+    ]
     code = protoc.main([*args, *files])
     if code != 0:
         raise SystemExit(f"protoc failed with exit code {code}")
@@ -42,7 +48,9 @@ def drift() -> list[str]:
     """Names of generated files that differ from, are missing from, or are extra in the package."""
     with tempfile.TemporaryDirectory() as tmp:
         fresh = {p.name: p for p in generate(Path(tmp))}
-        committed = {p.name: p for p in PACKAGE_DIR.iterdir() if p.name.endswith(GENERATED_SUFFIXES)}
+        committed = {
+            p.name: p for p in PACKAGE_DIR.iterdir() if p.name.endswith(GENERATED_SUFFIXES)
+        }
         problems = [f"missing: {n}" for n in sorted(fresh.keys() - committed.keys())]
         problems += [f"stale (no .proto): {n}" for n in sorted(committed.keys() - fresh.keys())]
         problems += [
@@ -55,7 +63,9 @@ def drift() -> list[str]:
 
 def main() -> int:
     """Command-line entry."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="only report drift")
     args = parser.parse_args()
     if args.check:

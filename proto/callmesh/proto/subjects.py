@@ -213,7 +213,9 @@ class Subjects:
         check_token("op", op)
         for kind in _EVENT_LIST:
             if kind.domain.value == service.value and kind.name == op:
-                raise ValueError(f"op: {op!r} is an event of domain {kind.domain}; pick another name")
+                raise ValueError(
+                    f"op: {op!r} is an event of domain {kind.domain}; pick another name"
+                )
         return f"{self.prefix}.{check_tenant_id(tenant_id)}.{service}.{op}"
 
     def stream(self, spec: StreamSpec) -> str:

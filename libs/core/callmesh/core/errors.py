@@ -1,4 +1,4 @@
-"""The error classes every service raises and maps: one base, narrow subclasses named for what went wrong."""
+"""Errors every service raises and maps: one base, narrow subclasses named for what went wrong."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Structured logging: one JSON object a line, carrying the service, the tenant, the call and the trace."""
+"""Structured logging: one JSON object a line, with the service, tenant, call and trace."""
 
 from __future__ import annotations
 
@@ -79,7 +79,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
         ids = " ".join(
-            f"{name}={value}" for name, value in (("tenant", _tenant.get()), ("call", _call.get())) if value
+            f"{name}={value}"
+            for name, value in (("tenant", _tenant.get()), ("call", _call.get()))
+            if value
         )
         return f"{base} [{ids}]" if ids else base
 

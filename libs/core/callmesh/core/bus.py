@@ -1,0 +1,663 @@
+"""The bus: NATS connection with reconnects, typed proto publishing to JetStream, durable consumers,
+request/reply with error replies, provisioning of streams and KV buckets, graceful drain.
+
+Delivery is at least once: a handler's message is acked only after the handler returns, so a
+handler must be idempotent (use ``event.event_id``). ``Nats-Msg-Id`` = ``event_id`` makes a
+re-publish within the stream's duplicate window a no-op. A durable consumer is shared by every
+replica of a service (pull consumers: each message goes to one replica — JetStream's queue group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as CoreSubscription
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    PubAck,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.kv import KeyValue
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from callmesh.core import telemetry
+from callmesh.core.errors import (
+    DomainError,
+    InvalidInput,
+    RequestTimeout,
+    Unavailable,
+    error_from_dict,
+)
+from callmesh.core.logging import log_context
+from callmesh.core.settings import PlatformSettings
+from callmesh.proto.subjects import (
+    BUCKETS,
+    STREAMS,
+    Bucket,
+    Domain,
+    StreamSpec,
+    Subjects,
+    event_kind,
+    kinds_of,
+    stream_of,
+)
+from callmesh.proto.v1.event_pb2 import Event
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Message)
+Q = TypeVar("Q", bound=Message)
+
+ERROR_HEADER = "Cm-Error"
+MSG_ID_HEADER = "Nats-Msg-Id"
+DUPLICATE_WINDOW_S = 120.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event handed to a handler, with where it came from and how often it was delivered."""
+
+    event: Event
+    subject: str
+    num_delivered: int
+    stream_sequence: int
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One row of a service's subscription table: which events, which handler, how.
+
+    ``name`` names the durable consumer (prefixed with the service, shared by its replicas).
+    ``events`` are (domain, event-name) pairs or whole domains; all must live in one stream.
+    """
+
+    name: str
+    domain: Domain
+    handler: Handler
+    events: tuple[str, ...] = ()
+    tenant_id: str = "*"
+    concurrency: int = 16
+    deliver_new_only: bool = False
+    max_deliver: int | None = None
+    ack_wait_s: float | None = None
+
+    def filter_subjects(self, subjects: Subjects) -> list[str]:
+        """The consumer's filter: every event of the domain, or just the listed ones."""
+        names = self.events or ("*",)
+        known = {kind.name for kind in kinds_of([self.domain])}
+        for name in names:
+            if name != "*" and name not in known:
+                raise ValueError(f"events: {name!r} is not an event of domain {self.domain}")
+        return [subjects.events(self.domain, tenant_id=self.tenant_id, name=n) for n in names]
+
+
+RequestHandler = Callable[[Q], Awaitable[Message]]
+
+
+@dataclass
+class _Consumer:
+    sub: Subscription
+    durable: str
+    task: asyncio.Task[None] | None = None
+    psub: JetStreamContext.PullSubscription | None = None
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.published = telemetry.counter(
+            "callmesh_bus_published_total",
+            "Events published to JetStream",
+            ["service", "event", "tenant"],
+        )
+        self.publish_seconds = telemetry.histogram(
+            "callmesh_bus_publish_seconds", "Publish latency until the stream's ack", ["event"]
+        )
+        self.consumed = telemetry.counter(
+            "callmesh_bus_consumed_total",
+            "Events handled, by outcome (ok, domain_error, error, bad_input, dropped)",
+            ["service", "consumer", "event", "tenant", "outcome"],
+        )
+        self.handle_seconds = telemetry.histogram(
+            "callmesh_bus_handle_seconds", "Handler duration", ["service", "consumer", "event"]
+        )
+        self.requests = telemetry.counter(
+            "callmesh_bus_requests_total",
+            "Requests served, by outcome",
+            ["service", "op", "outcome"],
+        )
+        self.request_seconds = telemetry.histogram(
+            "callmesh_bus_request_seconds", "Request handling duration", ["service", "op"]
+        )
+        self.connected = telemetry.gauge(
+            "callmesh_bus_connected", "1 while connected to NATS", ["service"]
+        )
+        self.reconnects = telemetry.counter(
+            "callmesh_bus_reconnects_total", "Reconnections to NATS", ["service"]
+        )
+
+
+def _releaser(
+    tasks: set[asyncio.Task[None]], slots: asyncio.Semaphore
+) -> Callable[[asyncio.Task[None]], None]:
+    """A done-callback forgetting a finished task and freeing its concurrency slot."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        slots.release()
+
+    return done
+
+
+def _op_of(subject: str) -> str:
+    """A low-cardinality label for a request subject: drop the prefix and tenant/node tokens."""
+    parts = subject.split(".")
+    return ".".join(parts[2:]) if len(parts) > 2 else subject
+
+
+class Bus:
+    """One process's connection to the bus."""
+
+    def __init__(self, settings: PlatformSettings, service: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.subjects = Subjects(settings.subject_prefix)
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._consumers: list[_Consumer] = []
+        self._core_subs: list[CoreSubscription] = []
+        self._request_tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._metrics = _Metrics()
+        self._tracer = telemetry.tracer("callmesh.bus")
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the NATS connection is up."""
+        return self._nc is not None and self._nc.is_connected
+
+    @property
+    def nc(self) -> NatsClient:
+        """The raw client (for adapters that need what the bus does not offer)."""
+        if self._nc is None:
+            raise Unavailable("bus not connected")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        """The JetStream context."""
+        if self._js is None:
+            raise Unavailable("bus not connected")
+        return self._js
+
+    async def connect(self, *, attempts: int | None = None, max_backoff_s: float = 5.0) -> None:
+        """Connect, retrying the first connection with capped exponential backoff and jitter.
+
+        ``attempts=None`` retries until cancelled. Once connected, nats-py reconnects by itself
+        (forever), and subscriptions and consumers resume after it.
+        """
+        delay = 0.1
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                # The first connection fails fast so this loop owns its backoff (nats-py would
+                # retry forever inside connect); once up, nats-py reconnects forever by itself.
+                nc = await nats.connect(
+                    self.settings.nats_url,
+                    name=f"{self.service}@{self.settings.instance}",
+                    allow_reconnect=False,
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0,
+                    connect_timeout=2,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    error_cb=self._on_error,
+                )
+                nc.options.update(
+                    allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=1
+                )
+                self._nc = nc
+                break
+            except (TimeoutError, OSError, nats.errors.Error) as err:
+                if attempts is not None and attempt >= attempts:
+                    raise Unavailable(
+                        f"cannot reach NATS at {self.settings.nats_url}: {err}"
+                    ) from err
+                log.warning(
+                    "NATS not reachable, retrying",
+                    extra={"url": self.settings.nats_url, "attempt": attempt, "error": str(err)},
+                )
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, max_backoff_s)
+        self._js = self._nc.jetstream()
+        self._metrics.connected.labels(self.service).set(1)
+        log.info("connected to NATS", extra={"url": self.settings.nats_url})
+
+    async def _on_disconnected(self) -> None:
+        self._metrics.connected.labels(self.service).set(0)
+        if not self._closing:
+            log.warning("disconnected from NATS")
+
+    async def _on_reconnected(self) -> None:
+        self._metrics.connected.labels(self.service).set(1)
+        self._metrics.reconnects.labels(self.service).inc()
+        log.info("reconnected to NATS")
+
+    async def _on_error(self, err: Exception) -> None:
+        if self._nc is not None:  # failures of the first connection are logged by connect()
+            log.warning("NATS error: %s", err)
+
+    # -- provisioning -----------------------------------------------------------------------
+
+    def stream_config(self, spec: StreamSpec) -> StreamConfig:
+        """The desired configuration of one stream."""
+        return StreamConfig(
+            name=self.subjects.stream(spec),
+            description=spec.description,
+            subjects=self.subjects.stream_subjects(spec),
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=spec.max_age_s,
+            discard=DiscardPolicy.OLD,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=self.settings.stream_replicas,
+        )
+
+    async def provision(self) -> None:
+        """Create or update every stream and KV bucket (idempotent; safe when replicas race)."""
+        for spec in STREAMS:
+            await self._ensure_stream(self.stream_config(spec))
+        for bucket in BUCKETS:
+            ttl = self.settings.lease_ttl_s if bucket.bucket is Bucket.LEASES else bucket.ttl_s
+            await self._ensure_bucket(bucket.bucket, bucket.history, ttl, bucket.description)
+
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        assert config.name is not None
+        for _ in range(3):
+            try:
+                info = await self.js.stream_info(config.name)
+            except nats.js.errors.NotFoundError:
+                try:
+                    await self.js.add_stream(config)
+                except nats.js.errors.BadRequestError:
+                    continue  # another replica created it first: look again
+                log.info("created stream", extra={"stream": config.name})
+                return
+            current = info.config
+            if (
+                sorted(current.subjects or []) != sorted(config.subjects or [])
+                or current.max_age != config.max_age
+                or current.duplicate_window != config.duplicate_window
+            ):
+                await self.js.update_stream(config)
+                log.info("updated stream", extra={"stream": config.name})
+            return
+        raise Unavailable(f"could not provision stream {config.name}")
+
+    async def _ensure_bucket(
+        self, bucket: Bucket, history: int, ttl_s: float | None, description: str
+    ) -> None:
+        name = self.subjects.bucket(bucket)
+        config = KeyValueConfig(bucket=name, history=history, ttl=ttl_s, description=description)
+        try:
+            kv = await self.js.key_value(name)
+        except nats.js.errors.BucketNotFoundError:
+            with contextlib.suppress(nats.js.errors.BadRequestError):
+                await self.js.create_key_value(config)
+                log.info("created KV bucket", extra={"bucket": name})
+            return
+        status = await kv.status()
+        if (status.ttl or None) != (ttl_s or None):
+            info = status.stream_info.config
+            info.max_age = ttl_s
+            await self.js.update_stream(info)
+            log.info("updated KV bucket TTL", extra={"bucket": name, "ttl_s": ttl_s})
+
+    async def kv(self, bucket: Bucket) -> KeyValue:
+        """A provisioned KV bucket."""
+        return await self.js.key_value(self.subjects.bucket(bucket))
+
+    # -- publishing -------------------------------------------------------------------------
+
+    def new_event(self, tenant_id: str = "", call_id: str = "", node_id: str = "") -> Event:
+        """An event envelope with id, time and source filled; set one body on it and publish."""
+        event = Event(event_id=uuid.uuid4().hex, tenant_id=tenant_id, call_id=call_id)
+        event.time.GetCurrentTime()
+        event.source.service = self.service
+        event.source.instance = self.settings.instance
+        event.source.site = self.settings.site
+        if node_id:
+            event.source.node_id = node_id
+        return event
+
+    async def publish(self, event: Event) -> PubAck:
+        """Publish an event and wait for the stream's ack (stored once per ``event_id``)."""
+        kind = event_kind(event)
+        if not event.event_id:
+            event.event_id = uuid.uuid4().hex
+        if not event.HasField("time"):
+            event.time.GetCurrentTime()
+        if not event.source.service:
+            event.source.service = self.service
+            event.source.instance = self.settings.instance
+        subject = self.subjects.for_event(event)
+        label = f"{kind.domain}.{kind.name}"
+        with self._tracer.start_as_current_span(
+            f"publish {label}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "messaging.message.id": event.event_id,
+                "callmesh.tenant_id": event.tenant_id,
+            },
+        ):
+            headers = {MSG_ID_HEADER: event.event_id}
+            telemetry.inject_trace(headers)
+            started = time.perf_counter()
+            try:
+                ack = await self.js.publish(subject, event.SerializeToString(), headers=headers)
+            except (TimeoutError, nats.errors.Error) as err:
+                raise Unavailable(f"publish to {subject} failed: {err}") from err
+        self._metrics.publish_seconds.labels(label).observe(time.perf_counter() - started)
+        self._metrics.published.labels(self.service, label, event.tenant_id or "-").inc()
+        return ack
+
+    # -- consuming --------------------------------------------------------------------------
+
+    async def start(self, table: Sequence[Subscription]) -> None:
+        """Create (or update) the durable consumers of a subscription table and start pulling."""
+        for sub in table:
+            spec = stream_of(sub.domain)
+            stream = self.subjects.stream(spec)
+            durable = f"{self.service}-{sub.name}"
+            config = ConsumerConfig(
+                name=durable,
+                durable_name=durable,
+                description=f"{self.service}: {sub.name}",
+                deliver_policy=DeliverPolicy.NEW if sub.deliver_new_only else DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=sub.ack_wait_s or self.settings.bus_ack_wait_s,
+                max_deliver=sub.max_deliver or self.settings.bus_max_deliver,
+                filter_subjects=sub.filter_subjects(self.subjects),
+                max_ack_pending=max(sub.concurrency * 4, 64),
+            )
+            await self.js.add_consumer(stream, config)
+            psub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
+            consumer = _Consumer(sub, durable, psub=psub)
+            consumer.task = asyncio.create_task(self._pull_loop(consumer, psub), name=durable)
+            self._consumers.append(consumer)
+            log.info("consuming", extra={"consumer": durable, "stream": stream})
+
+    async def _pull_loop(
+        self, consumer: _Consumer, psub: JetStreamContext.PullSubscription
+    ) -> None:
+        slots = asyncio.Semaphore(consumer.sub.concurrency)
+        while not self._closing:
+            free = max(1, consumer.sub.concurrency - len(consumer.inflight))
+            try:
+                msgs = await psub.fetch(batch=free, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except nats.errors.ConnectionClosedError:
+                return
+            except (nats.errors.Error, nats.js.errors.Error) as err:
+                log.warning(
+                    "fetch failed, retrying",
+                    extra={"consumer": consumer.durable, "error": str(err)},
+                )
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await slots.acquire()
+                task = asyncio.create_task(self._handle(consumer, msg))
+                consumer.inflight.add(task)
+                task.add_done_callback(_releaser(consumer.inflight, slots))
+
+    async def _handle(self, consumer: _Consumer, msg: Msg) -> None:
+        meta = msg.metadata
+        sub = consumer.sub
+        max_deliver = sub.max_deliver or self.settings.bus_max_deliver
+        try:
+            event = Event.FromString(msg.data)
+            kind = event_kind(event)
+        except (DecodeError, ValueError, KeyError) as err:
+            # A message that cannot be decoded will never decode: drop it loudly, don't redeliver.
+            log.error(  # noqa: TRY400 — the traceback of a decode error says nothing
+                "undecodable message dropped",
+                extra={"consumer": consumer.durable, "subject": msg.subject, "error": str(err)},
+            )
+            self._metrics.consumed.labels(self.service, sub.name, "-", "-", "bad_input").inc()
+            await msg.term()
+            return
+        label = f"{kind.domain}.{kind.name}"
+        tenant = event.tenant_id or "-"
+        parent = telemetry.extract_trace(msg.headers)
+        started = time.perf_counter()
+        outcome = "ok"
+        with (
+            log_context(tenant_id=event.tenant_id, call_id=event.call_id),
+            self._tracer.start_as_current_span(
+                f"consume {label}",
+                context=parent,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": msg.subject,
+                    "messaging.message.id": event.event_id,
+                    "messaging.consumer.group.name": consumer.durable,
+                    "callmesh.tenant_id": event.tenant_id,
+                },
+            ) as span,
+        ):
+            try:
+                await sub.handler(
+                    Delivery(event, msg.subject, meta.num_delivered, meta.sequence.stream)
+                )
+                await msg.ack()
+            except DomainError as err:
+                # Known refusals are final: redelivery would be refused again.
+                outcome = "domain_error"
+                log.warning(
+                    "event refused: %s", err.message, extra={"code": err.code, "event": label}
+                )
+                span.set_status(Status(StatusCode.ERROR, err.code))
+                await msg.ack()
+            except asyncio.CancelledError:
+                outcome = "error"
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak()
+                raise
+            except Exception as err:
+                span.record_exception(err)
+                span.set_status(Status(StatusCode.ERROR, type(err).__name__))
+                if meta.num_delivered >= max_deliver:
+                    outcome = "dropped"
+                    log.exception(
+                        "handler failed on the last delivery; event dropped", extra={"event": label}
+                    )
+                    await msg.term()
+                else:
+                    outcome = "error"
+                    log.exception("handler failed; will be redelivered", extra={"event": label})
+                    await msg.nak(delay=min(0.5 * 2 ** (meta.num_delivered - 1), 30.0))
+        self._metrics.handle_seconds.labels(self.service, sub.name, label).observe(
+            time.perf_counter() - started
+        )
+        self._metrics.consumed.labels(self.service, sub.name, label, tenant, outcome).inc()
+
+    # -- request / reply --------------------------------------------------------------------
+
+    async def request(
+        self,
+        subject: str,
+        message: Message,
+        reply_type: type[R],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Send a request and decode its reply; an error reply is raised as the original error."""
+        timeout = timeout or self.settings.bus_request_timeout_s
+        op = _op_of(subject)
+        with self._tracer.start_as_current_span(
+            f"request {op}",
+            kind=SpanKind.CLIENT,
+            attributes={"messaging.destination.name": subject},
+        ):
+            headers: dict[str, str] = {}
+            telemetry.inject_trace(headers)
+            try:
+                reply = await self.nc.request(
+                    subject, message.SerializeToString(), timeout=timeout, headers=headers
+                )
+            except nats.errors.NoRespondersError as err:
+                raise Unavailable(f"nobody serves {subject}") from err
+            except (TimeoutError, nats.errors.TimeoutError) as err:
+                raise RequestTimeout(f"no answer from {subject} within {timeout:g} s") from err
+        if reply.headers and reply.headers.get(ERROR_HEADER):
+            raise error_from_dict(json.loads(reply.data or b"{}"))
+        try:
+            return reply_type.FromString(reply.data)
+        except DecodeError as err:
+            raise InvalidInput("reply", f"not a {reply_type.__name__}") from err
+
+    async def serve(
+        self,
+        subject: str,
+        request_type: type[Q],
+        handler: RequestHandler[Q],
+        *,
+        concurrency: int = 64,
+    ) -> None:
+        """Answer requests on a subject in the service's queue group (one replica answers each)."""
+        slots = asyncio.Semaphore(concurrency)
+        op = _op_of(subject)
+
+        async def on_message(msg: Msg) -> None:
+            await slots.acquire()
+            task = asyncio.create_task(self._answer(msg, request_type, handler, op))
+            self._request_tasks.add(task)
+            task.add_done_callback(_releaser(self._request_tasks, slots))
+
+        sub = await self.nc.subscribe(subject, queue=self.service, cb=on_message)
+        self._core_subs.append(sub)
+
+    async def _answer(
+        self, msg: Msg, request_type: type[Q], handler: RequestHandler[Q], op: str
+    ) -> None:
+        started = time.perf_counter()
+        outcome = "ok"
+        with self._tracer.start_as_current_span(
+            f"serve {op}", context=telemetry.extract_trace(msg.headers), kind=SpanKind.SERVER
+        ) as span:
+            try:
+                try:
+                    request = request_type.FromString(msg.data)
+                except DecodeError as err:
+                    raise InvalidInput("request", f"not a valid {request_type.__name__}") from err
+                reply = await handler(request)
+                payload, headers = reply.SerializeToString(), None
+            except DomainError as err:
+                outcome = err.code
+                span.set_status(Status(StatusCode.ERROR, err.code))
+                payload, headers = json.dumps(err.to_dict()).encode(), {ERROR_HEADER: err.code}
+            except Exception as err:
+                outcome = "internal"
+                span.record_exception(err)
+                log.exception("request handler failed", extra={"op": op})
+                body = {"code": "internal", "message": f"{op} failed: {type(err).__name__}"}
+                payload, headers = json.dumps(body).encode(), {ERROR_HEADER: "internal"}
+        if msg.reply:
+            with contextlib.suppress(nats.errors.Error):
+                await self.nc.publish(msg.reply, payload, headers=headers)
+        self._metrics.request_seconds.labels(self.service, op).observe(
+            time.perf_counter() - started
+        )
+        self._metrics.requests.labels(self.service, op, outcome).inc()
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    async def drain(self, grace_s: float = 20.0) -> None:
+        """Stop taking work, let in-flight handlers finish (up to ``grace_s``), then close."""
+        self._closing = True
+        deadline = time.monotonic() + grace_s
+        for sub in self._core_subs:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+        # Pull loops notice _closing within one fetch timeout; only then is the in-flight set final.
+        loops = [c.task for c in self._consumers if c.task is not None and not c.task.done()]
+        if loops:
+            _, stuck = await asyncio.wait(loops, timeout=min(grace_s, 2.0))
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+        inflight: set[asyncio.Task[Any]] = set(self._request_tasks)
+        for consumer in self._consumers:
+            inflight |= consumer.inflight
+        if inflight:
+            _, still = await asyncio.wait(inflight, timeout=max(0.0, deadline - time.monotonic()))
+            for task in still:
+                task.cancel()
+            if still:
+                log.warning("cancelled %d handlers still running after %.0f s", len(still), grace_s)
+                await asyncio.gather(*still, return_exceptions=True)
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection without waiting for handlers (use ``drain`` on shutdown)."""
+        self._closing = True
+        for consumer in self._consumers:
+            if consumer.task is not None and not consumer.task.done():
+                consumer.task.cancel()
+            if consumer.psub is not None:
+                # nats-py's drain would wait its full timeout on a pull inbox's leftover statuses.
+                with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                    await consumer.psub.unsubscribe()
+        nc = self._nc
+        if nc is not None and not nc.is_closed:
+            if nc.is_connected:
+                with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                    await nc.flush(timeout=2)
+            await nc.close()
+        self._metrics.connected.labels(self.service).set(0)
+
+
+def event_time(event: Event) -> float:
+    """An event's time as a UNIX timestamp."""
+    return event.time.seconds + event.time.nanos / 1e9
+
+
+def timestamp(seconds: float) -> Timestamp:
+    """A protobuf Timestamp from a UNIX time."""
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
