@@ -1,4 +1,4 @@
-"""Partition leases against a real nats-server: one owner, takeover within the TTL, growing tokens."""
+"""Partition leases on a real nats-server: one owner, takeover within the TTL, growing tokens."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ async def test_two_contenders_get_one_owner(bus: Bus, platform_settings: Platfor
         owners = [m for m in (a, b) if m.grant(KEY) is not None]
         assert len(owners) == 1
         assert len(ra.grants) + len(rb.grants) == 1
-        assert not ra.losses and not rb.losses
+        assert not ra.losses
+        assert not rb.losses
     finally:
         await a.stop()
         await b.stop()
@@ -129,7 +130,8 @@ async def test_an_owner_cut_off_from_nats_gives_up_before_anyone_else_can_own(
     await asyncio.wait_for(rh.gained.wait(), platform_settings.lease_ttl_s + 2)
     # By the time the heir owns, the isolated owner has already declared its lease lost.
     assert ri.lost.is_set()
-    assert ri.losses and ri.losses[0].startswith("could not renew")
+    assert ri.losses
+    assert ri.losses[0].startswith("could not renew")
     assert isolated.grant(KEY) is None
     assert rh.grants[0].token > ri.grants[0].token
     await heir.stop()
