@@ -654,7 +654,11 @@ def token_verifier(conn: HTTPConnection) -> TokenVerifier:
     verifier = getattr(conn.app.state, "token_verifier", None)
     if isinstance(verifier, TokenVerifier):
         return verifier
-    raise RuntimeError("app.state.token_verifier is not set: the service's app.py must set it")
+    # Fail closed, and say what the operator must configure.
+    raise Unavailable(
+        "token verification is not configured: set CALLMESH_JWKS_URL or CALLMESH_JWT_PUBLIC_KEY",
+        reason="no_verifier",
+    )
 
 
 def bearer_token(authorization: str | None) -> str:

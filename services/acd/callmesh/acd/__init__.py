@@ -1,1 +1,4 @@
-"""callmesh package."""
+"""callmesh acd service: queues, skills, agent states, routing, overflow and the waiting
+
+experience.
+"""

@@ -1,1 +1,4 @@
-"""callmesh package."""
+"""callmesh ivr service: the outbound-socket server running tenants' published IVR flows, with
+
+TTS, trails and dry runs.
+"""

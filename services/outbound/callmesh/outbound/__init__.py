@@ -1,1 +1,1 @@
-"""callmesh package."""
+"""callmesh outbound service: campaigns, contact lists, pacing and compliance."""

@@ -1,1 +1,4 @@
-"""callmesh package."""
+"""callmesh qa service: recording search and playback, scorecards, evaluations and the monitoring
+
+log.
+"""

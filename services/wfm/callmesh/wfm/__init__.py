@@ -1,1 +1,4 @@
-"""callmesh package."""
+"""callmesh wfm service: interval statistics, live KPIs and alarms, forecasts, staffing,
+
+schedules, adherence and reports.
+"""
