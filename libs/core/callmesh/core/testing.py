@@ -160,7 +160,7 @@ class ServiceProcess:
     """A service started as a real process (``python -m callmesh.<name>``)."""
 
     name: str
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | subprocess.Popen[str]
     base_url: str
     log_path: Path
 
