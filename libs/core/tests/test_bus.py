@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from callmesh.core.bus import Bus, Delivery, Subscription
 from callmesh.core.errors import Conflict, InvalidInput, RequestTimeout, Unavailable
+from callmesh.core.servers import free_port, start_nats
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.testing import settings_env
 from callmesh.proto.subjects import STREAMS, Bucket, Domain, Service
@@ -334,3 +335,28 @@ async def test_an_existing_consumer_is_reused_by_a_restart(bus: Bus) -> None:
         ),
     )
     await bus.start([Subscription("journal", Domain.CALL, handle)])
+
+
+async def test_the_bus_reconnects_after_nats_restarts_and_consuming_resumes(
+    platform_settings: PlatformSettings, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = start_nats(tmp_path / "nats", port=port)
+    settings = platform_settings.model_copy(update={"nats_url": server.url})
+    own = Bus(settings, "journal")
+    try:
+        await own.connect(attempts=3)
+        await own.provision()
+        got, handle = collector()
+        await own.start([Subscription("calls", Domain.CALL, handle)])
+        await own.publish(hung_up(own, call="before"))
+        await eventually(lambda: len(got) == 1)
+        server.stop()
+        await eventually(lambda: not own.connected)
+        server = start_nats(tmp_path / "nats", port=port)
+        await eventually(lambda: own.connected, timeout=30)
+        await own.publish(hung_up(own, call="after"))
+        await eventually(lambda: [d.event.call_id for d in got] == ["before", "after"], timeout=30)
+    finally:
+        await own.close()
+        server.stop()
