@@ -27,7 +27,7 @@ from urllib.parse import quote
 from bson.int64 import Int64
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from gridfs.asynchronous import AsyncGridFSBucket
 from gridfs.errors import NoFile
@@ -36,6 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.exceptions import HTTPException
 
 from callmesh.core.errors import DomainError, InvalidInput, NotFound
+from callmesh.core.http import domain_error_response, problem_response, validation_errors
 from callmesh.core.settings import PlatformSettings
 from callmesh.proto.subjects import check_tenant_id
 
@@ -968,16 +969,11 @@ def content_disposition(filename: str) -> str:
 
 
 def _problem(
-    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    # Same members as callmesh.core.http (status, code, detail) until that module is wired in.
-    body = {"type": "about:blank", "status": status, "code": code, "detail": detail}
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Response:
     # no-store: an error (404 is cacheable by default) must not outlive its cause.
-    return JSONResponse(
-        body,
-        status_code=status,
-        headers={"Cache-Control": "no-store", **(headers or {})},
-        media_type="application/problem+json",
+    return problem_response(
+        status, code, detail, headers={"Cache-Control": "no-store", **(headers or {})}, **extra
     )
 
 
@@ -1073,18 +1069,16 @@ def media_router(
                         return await serve(request, tenant, media_id)
                     return await authorized(request)
                 except DomainError as err:
-                    # RFC 9110: a 401 must say which scheme would do.
-                    challenge = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-                    return _problem(err.status, err.code, err.message, challenge)
+                    response = domain_error_response(err)
+                    response.headers["Cache-Control"] = "no-store"
+                    return response
                 except HTTPException as err:
                     code = _HTTP_CODES.get(err.status_code, "http_error")
                     return _problem(err.status_code, code, str(err.detail), err.headers)
                 except RequestValidationError as err:
-                    detail = "; ".join(
-                        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-                        for error in err.errors()
-                    )
-                    return _problem(422, "invalid_input", detail)
+                    errors = validation_errors(err.errors())
+                    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+                    return _problem(422, "invalid_input", detail, errors=errors)
 
             return handle
 
