@@ -1,1 +1,1 @@
-"""callmesh package."""
+"""callmesh.fsemu: the FreeSWITCH emulator (not built yet; see freeswitch/emulator/README.md)."""
