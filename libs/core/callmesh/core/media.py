@@ -198,6 +198,24 @@ def _content_type(filename: str, given: str | None) -> str:
     return given
 
 
+def _check_put(
+    tenant_id: str,
+    kind: MediaKind | str,
+    filename: str,
+    content_type: str | None,
+    metadata: Mapping[str, str] | None,
+) -> tuple[str, MediaKind, str, str, dict[str, str]]:
+    """Every argument of a put checked (before anything is written), content type settled."""
+    name = _check_filename(filename)
+    return (
+        _check_tenant(tenant_id),
+        _check_kind(kind),
+        name,
+        _content_type(name, content_type),
+        _check_metadata(metadata),
+    )
+
+
 def _check_range(start: int, end_inclusive: int, size: int) -> None:
     if start < 0 or start >= size:
         raise InvalidInput("start", f"must be within 0..{size - 1}")
@@ -424,11 +442,9 @@ class DirectoryMediaStore:
         metadata: Mapping[str, str] | None = None,
     ) -> MediaInfo:
         """Stream into a temp file, then publish bytes and record with ``os.replace``."""
-        tenant = _check_tenant(tenant_id)
-        media_kind = _check_kind(kind)
-        name = _check_filename(filename)
-        ctype = _content_type(name, content_type)
-        user = _check_metadata(metadata)
+        tenant, media_kind, name, ctype, user = _check_put(
+            tenant_id, kind, filename, content_type, metadata
+        )
         media_id = new_media_id()
         part = _PartFile(self._kind_dir(tenant, media_kind) / media_id)
         hasher = hashlib.sha256()
@@ -644,11 +660,9 @@ class GridFSMediaStore:
         metadata: Mapping[str, str] | None = None,
     ) -> MediaInfo:
         """Insert chunks in small batches, then the file document, which makes the file exist."""
-        tenant = _check_tenant(tenant_id)
-        media_kind = _check_kind(kind)
-        name = _check_filename(filename)
-        ctype = _content_type(name, content_type)
-        user = _check_metadata(metadata)
+        tenant, media_kind, name, ctype, user = _check_put(
+            tenant_id, kind, filename, content_type, metadata
+        )
         await self._ensure_indexes(tenant)
         media_id = new_media_id()
         chunks = self._chunks(tenant)
