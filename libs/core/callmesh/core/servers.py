@@ -161,6 +161,16 @@ def start_nats(
         args += ["--http_port", str(monitor_port)]
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = ManagedServer("nats", "", proc, log_path, _log=log)
+    try:
+        return _await_nats(server, ports_dir, host, timeout)
+    except BaseException:
+        # Interrupted (Ctrl-C) or failed while starting: never leave the child running.
+        server.stop(1)
+        raise
+
+
+def _await_nats(server: ManagedServer, ports_dir: Path, host: str, timeout: float) -> ManagedServer:
+    proc = server.proc
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -183,7 +193,6 @@ def start_nats(
                         server.ports["monitor"] = int(str(monitors[0]).rsplit(":", 1)[1])
                     return server
         time.sleep(0.05)
-    server.stop(1)
     raise ServerError(f"nats-server did not start:\n{server.log_tail()}")
 
 
@@ -203,13 +212,14 @@ def start_ferretdb(
     last = ""
     for _ in range(attempts if port is None else 1):
         chosen = port if port is not None else free_port(host)
+        debug = free_port(host)
         log = log_path.open("ab")
         args = [
             binary,
             "--handler=sqlite",
             f"--sqlite-url=file:{data_dir / 'sqlite'}/",
             f"--listen-addr={host}:{chosen}",
-            f"--debug-addr={host}:{free_port(host)}",
+            f"--debug-addr={host}:{debug}",
             f"--state-dir={data_dir}",
             "--telemetry=disable",
             "--log-level=warn",
@@ -218,7 +228,14 @@ def start_ferretdb(
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         server = ManagedServer("ferretdb", f"mongodb://{host}:{chosen}/", proc, log_path, _log=log)
         server.ports["client"] = chosen
-        if wait_tcp(host, chosen, timeout, proc=proc):
+        # FerretDB's debug listener serves its Prometheus metrics at /debug/metrics.
+        server.ports["debug"] = debug
+        try:
+            up = wait_tcp(host, chosen, timeout, proc=proc)
+        except BaseException:
+            server.stop(1)  # interrupted while starting: never leave the child running
+            raise
+        if up:
             return server
         last = server.log_tail()
         server.stop(1)
