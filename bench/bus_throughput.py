@@ -5,9 +5,10 @@
 #
 # Both paths start from the same pre-built Event objects (ids made up front), serialize them in
 # the timed section, publish with the same bounded window (``--concurrency`` workers over one
-# iterator), and consume them concurrently with a durable pull consumer of the same config on a
-# stream of the same config. Timing runs from the first publish to the last ack flushed to the
-# server. Each run gets fresh streams under its own subject prefix; they are deleted afterwards.
+# iterator), and consume them concurrently with a durable push consumer of the same config
+# (delivering to a queue group, as ``Bus.start`` makes it) on a stream of the same config.
+# Timing runs from the first publish to the last ack flushed to the server. Each run gets fresh
+# streams under its own subject prefix; they are deleted afterwards.
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import nats
 import nats.errors
 from google.protobuf.internal import api_implementation
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -42,8 +44,10 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from callmesh.core import telemetry
 from callmesh.core.bus import DUPLICATE_WINDOW_S, MSG_ID_HEADER, Bus, Delivery, Subscription
 from callmesh.core.servers import nats_server_binary, start_nats
 from callmesh.core.settings import PlatformSettings
@@ -54,7 +58,7 @@ from callmesh.proto.v1.event_pb2 import Event
 DEFAULT_JSON = Path(__file__).parent / "results" / "bus_throughput.json"
 RAW = "raw nats-py"
 CORE = "core (no tracer provider)"
-CORE_TRACED = "core (SDK tracer provider)"
+CORE_TRACED = "core (tracing on)"
 TENANT = "acme"
 SERVICE = "bench"
 INSTANCE = "bench-1"
@@ -153,11 +157,15 @@ async def publish_window(events: Sequence[Event], publish: Publish, concurrency:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def consumer_config(durable: str, filter_subject: str, concurrency: int) -> ConsumerConfig:
-    """The durable pull consumer config ``Bus.start`` builds, for the raw path."""
+def consumer_config(
+    durable: str, deliver: str, filter_subject: str, concurrency: int
+) -> ConsumerConfig:
+    """The durable push consumer config ``Bus.start`` builds, for the raw path."""
     return ConsumerConfig(
         name=durable,
         durable_name=durable,
+        deliver_subject=deliver,
+        deliver_group=durable,
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=ACK_WAIT_S,
@@ -205,24 +213,22 @@ async def run_raw(
     js = nc.jetstream()
     n = len(events)
     received = 0
+    done = asyncio.Event()
+    deliver = f"_RAW_DELIVER.{prefix}.{durable}"
 
-    async def consume(psub: JetStreamContext.PullSubscription) -> None:
+    async def consume(msg: Msg) -> None:
         nonlocal received
-        while received < n:
-            try:
-                msgs = await psub.fetch(batch=concurrency, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            for msg in msgs:
-                Event.FromString(msg.data)
-                await msg.ack()
-                received += 1
+        Event.FromString(msg.data)
+        await msg.ack()
+        received += 1
+        if received >= n:
+            done.set()
 
     async def publish(event: Event) -> object:
         headers = {MSG_ID_HEADER: event.event_id}
         return await js.publish(subject, event.SerializeToString(), headers=headers)
 
-    consumer: asyncio.Task[None] | None = None
+    consumer = asyncio.create_task(done.wait())
     try:
         await js.add_stream(
             StreamConfig(
@@ -237,10 +243,9 @@ async def run_raw(
             )
         )
         await js.add_consumer(
-            stream, consumer_config(durable, subjects.events(Domain.CALL), concurrency)
+            stream, consumer_config(durable, deliver, subjects.events(Domain.CALL), concurrency)
         )
-        psub = await js.pull_subscribe_bind(durable=durable, stream=stream)
-        consumer = asyncio.create_task(consume(psub))
+        sub = await nc.subscribe(deliver, queue=durable, cb=consume)
         started = time.perf_counter()
         await publish_window(events, publish, concurrency)
         published = time.perf_counter()
@@ -249,9 +254,9 @@ async def run_raw(
         finished = time.perf_counter()
         if not await wait_all_acked(js, stream, durable):
             print(f"warning: {prefix}: consumer still has pending or unacked messages")
-        await psub.unsubscribe()
+        await sub.unsubscribe()
     finally:
-        if consumer is not None and not consumer.done():
+        if not consumer.done():
             consumer.cancel()
             await asyncio.gather(consumer, return_exceptions=True)
         await nc.close()
@@ -302,8 +307,15 @@ async def run_core(
     return Run(path, phase, prefix, n, finished - started, published - started)
 
 
-async def measure(url: str, events: Sequence[Event], concurrency: int, repeat: int) -> list[Run]:
-    """Alternate raw and core runs: first with the no-op tracer, then with an SDK provider."""
+async def measure(
+    url: str, events: Sequence[Event], concurrency: int, repeat: int, sample_ratio: float
+) -> list[Run]:
+    """Alternate raw and core runs: first with the no-op tracer, then with an SDK provider.
+
+    Phase 1 is how services run by default (no OTLP endpoint: no provider, the API's no-op).
+    Phase 2 is tracing turned on: an SDK provider sampling ``sample_ratio`` of the traces
+    (parent-based), without an exporter so only the in-process cost is measured.
+    """
     admin: NatsClient = await nats.connect(url, name=f"{SERVICE}-admin")
     admin_js = admin.jetstream()
     numbers = itertools.count()
@@ -313,7 +325,8 @@ async def measure(url: str, events: Sequence[Event], concurrency: int, repeat: i
         for phase, core_path in ((1, CORE), (2, CORE_TRACED)):
             if core_path == CORE_TRACED:
                 # Once per process: the global provider cannot be replaced, hence phase order.
-                telemetry.configure_tracing(SERVICE, INSTANCE, otlp_endpoint=None)
+                sampler = ParentBased(TraceIdRatioBased(sample_ratio))
+                trace.set_tracer_provider(TracerProvider(sampler=sampler))
             await run_raw(url, admin_js, f"warm{next(numbers)}", warm, concurrency, phase)
             await run_core(
                 url, admin_js, f"warm{next(numbers)}", warm, concurrency, phase, core_path
@@ -419,6 +432,12 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each path per phase")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        default=1.0,
+        help="share of traces phase 2 (tracing on) records, 0..1 (default: all)",
+    )
     args = parser.parse_args()
     if args.events < 1 or args.concurrency < 1 or args.repeat < 1:
         parser.error("--events, --concurrency and --repeat must be at least 1")
@@ -427,7 +446,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bus-bench-") as data_dir:
         server = start_nats(Path(data_dir))
         try:
-            runs = asyncio.run(measure(server.url, events, args.concurrency, args.repeat))
+            runs = asyncio.run(
+                measure(server.url, events, args.concurrency, args.repeat, args.sample_ratio)
+            )
         finally:
             server.stop()
 
@@ -448,6 +469,7 @@ def main() -> None:
         "events": args.events,
         "concurrency": args.concurrency,
         "repeat": args.repeat,
+        "sample_ratio": args.sample_ratio,
         "event_bytes": events[0].ByteSize(),
         "summary": [asdict(r) for r in rows],
         "paired_ratios": paired,

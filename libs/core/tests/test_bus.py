@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from nats.js.api import ConsumerConfig
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -95,6 +94,28 @@ async def test_the_trace_crosses_publish_and_consume(bus: Bus, spans: InMemorySp
     assert consume.context.trace_id == trace_id
     assert consume.parent is not None
     assert consume.parent.span_id == publish.context.span_id
+
+
+async def test_an_unsampled_trace_is_carried_on_without_spans_of_its_own(
+    bus: Bus, spans: InMemorySpanExporter
+) -> None:
+    seen: list[trace.SpanContext] = []
+
+    async def handle(delivery: Delivery) -> None:
+        seen.append(trace.get_current_span().get_span_context())
+
+    await bus.start([Subscription("journal", Domain.CALL, handle)])
+    upstream = trace.SpanContext(
+        trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(0),
+    )
+    with trace.use_span(trace.NonRecordingSpan(upstream)):
+        await bus.publish(hung_up(bus))
+    await eventually(lambda: len(seen) == 1)
+    assert seen[0].trace_id == upstream.trace_id, "logs and later publishes keep the trace id"
+    assert not [s for s in spans.get_finished_spans() if s.name.endswith("call.hung_up")]
 
 
 async def test_a_duplicate_publish_with_the_same_msg_id_is_stored_once(bus: Bus) -> None:
@@ -321,20 +342,25 @@ async def test_connecting_to_nothing_gives_up_after_the_attempts_asked(
         await Bus(settings, "test").connect(attempts=2, max_backoff_s=0.05)
 
 
-async def test_an_existing_consumer_is_reused_by_a_restart(bus: Bus) -> None:
-    _got, handle = collector()
-    await bus.start([Subscription("journal", Domain.CALL, handle)])
-    stream = bus.subjects.stream(STREAMS[0])
-    # Starting again with the same table (a restart) must not fail on the existing consumer.
-    await bus.js.add_consumer(
-        stream,
-        ConsumerConfig(
-            name="test-journal",
-            durable_name="test-journal",
-            filter_subjects=[bus.subjects.events(Domain.CALL)],
-        ),
-    )
-    await bus.start([Subscription("journal", Domain.CALL, handle)])
+async def test_a_restarted_service_reuses_its_durable_consumer_and_gets_what_it_missed(
+    bus: Bus, platform_settings: PlatformSettings
+) -> None:
+    first = Bus(platform_settings, "journal")
+    await first.connect(attempts=3)
+    got, handle = collector()
+    await first.start([Subscription("calls", Domain.CALL, handle)])
+    await bus.publish(hung_up(bus, call="while-up"))
+    await eventually(lambda: len(got) == 1)
+    await first.drain(grace_s=5)
+    # Published while the service is down: kept by the durable consumer.
+    await bus.publish(hung_up(bus, call="while-down"))
+    again = Bus(platform_settings, "journal")
+    await again.connect(attempts=3)
+    try:
+        await again.start([Subscription("calls", Domain.CALL, handle)])
+        await eventually(lambda: [d.event.call_id for d in got] == ["while-up", "while-down"])
+    finally:
+        await again.close()
 
 
 async def test_the_bus_reconnects_after_nats_restarts_and_consuming_resumes(

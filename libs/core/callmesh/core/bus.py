@@ -4,7 +4,7 @@ request/reply with error replies, provisioning of streams and KV buckets, gracef
 Delivery is at least once: a handler's message is acked only after the handler returns, so a
 handler must be idempotent (use ``event.event_id``). ``Nats-Msg-Id`` = ``event_id`` makes a
 re-publish within the stream's duplicate window a no-op. A durable consumer is shared by every
-replica of a service (pull consumers: each message goes to one replica — JetStream's queue group).
+replica of a service (push consumers delivering to a queue group: each event goes to one replica).
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.kv import KeyValue
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import Counter, Histogram
 
 from callmesh.core import telemetry
 from callmesh.core.errors import (
@@ -55,9 +59,11 @@ from callmesh.core.logging import log_context
 from callmesh.core.settings import PlatformSettings
 from callmesh.proto.subjects import (
     BUCKETS,
+    EVENTS,
     STREAMS,
     Bucket,
     Domain,
+    EventKind,
     StreamSpec,
     Subjects,
     event_kind,
@@ -72,6 +78,11 @@ R = TypeVar("R", bound=Message)
 Q = TypeVar("Q", bound=Message)
 
 ERROR_HEADER = "Cm-Error"
+TRACEPARENT = "traceparent"
+# Metric label of each event kind ("call.hung_up").
+_LABELS = {body: f"{kind.domain}.{kind.name}" for body, kind in EVENTS.items()}
+# Stands in for a span when the trace is not sampled (all its methods are no-ops).
+_UNTRACED = trace.INVALID_SPAN
 MSG_ID_HEADER = "Nats-Msg-Id"
 DUPLICATE_WINDOW_S = 120.0
 
@@ -82,8 +93,19 @@ class Delivery:
 
     event: Event
     subject: str
-    num_delivered: int
-    stream_sequence: int
+    # Parsing the ack subject (nats-py builds a datetime and two dataclasses, ~5 us) is left
+    # until a handler asks: most never do.
+    msg: Msg = field(repr=False, compare=False)
+
+    @property
+    def num_delivered(self) -> int:
+        """How many times the stream has delivered this event (1 on the first delivery)."""
+        return self.msg.metadata.num_delivered
+
+    @property
+    def stream_sequence(self) -> int:
+        """The event's sequence number in its stream."""
+        return self.msg.metadata.sequence.stream
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -106,6 +128,7 @@ class Subscription:
     deliver_new_only: bool = False
     max_deliver: int | None = None
     ack_wait_s: float | None = None
+    max_ack_pending: int | None = None
 
     def filter_subjects(self, subjects: Subjects) -> list[str]:
         """The consumer's filter: every event of the domain, or just the listed ones."""
@@ -124,13 +147,16 @@ RequestHandler = Callable[[Q], Awaitable[Message]]
 class _Consumer:
     sub: Subscription
     durable: str
-    task: asyncio.Task[None] | None = None
-    psub: JetStreamContext.PullSubscription | None = None
-    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    core: CoreSubscription | None = None
+    # Delivered events wait here for one of ``concurrency`` workers; None tells a worker to stop.
+    queue: asyncio.Queue[Msg | None] = field(default_factory=asyncio.Queue)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class _Metrics:
     def __init__(self) -> None:
+        # labels() takes a lock and builds a key on every call; the children never change.
+        self._children: dict[tuple[str, ...], tuple[Histogram, Counter]] = {}
         self.published = telemetry.counter(
             "callmesh_bus_published_total",
             "Events published to JetStream",
@@ -161,6 +187,34 @@ class _Metrics:
         self.reconnects = telemetry.counter(
             "callmesh_bus_reconnects_total", "Reconnections to NATS", ["service"]
         )
+
+    def published_children(
+        self, service: str, label: str, tenant: str
+    ) -> tuple[Histogram, Counter]:
+        """The publish latency histogram and published counter children of one label set."""
+        key = ("pub", service, label, tenant)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.publish_seconds.labels(label),
+                self.published.labels(service, label, tenant),
+            )
+            self._children[key] = children
+        return children
+
+    def consumed_children(
+        self, service: str, consumer: str, label: str, tenant: str, outcome: str
+    ) -> tuple[Histogram, Counter]:
+        """The handle latency histogram and consumed counter children of one label set."""
+        key = ("con", service, consumer, label, tenant, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.handle_seconds.labels(service, consumer, label),
+                self.consumed.labels(service, consumer, label, tenant, outcome),
+            )
+            self._children[key] = children
+        return children
 
 
 def _releaser(
@@ -195,7 +249,11 @@ class Bus:
         self._request_tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._metrics = _Metrics()
+        self._subjects: dict[tuple[str, str, str], str] = {}
         self._tracer = telemetry.tracer("callmesh.bus")
+        # Decided once (asking per event costs an environment lookup): the process installs its
+        # tracer provider, if any, before it builds its bus (run_service does).
+        self._tracing = isinstance(trace.get_tracer_provider(), SdkTracerProvider)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -359,6 +417,34 @@ class Bus:
             event.source.node_id = node_id
         return event
 
+    def _subject(self, kind: EventKind, tenant_id: str, node_id: str) -> str:
+        """``Subjects.event``, remembered: a service publishes few distinct subjects, many times."""
+        key = (kind.body, tenant_id, node_id)
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = self.subjects.event(kind, tenant_id=tenant_id, node_id=node_id)
+            if len(self._subjects) < 100_000:
+                self._subjects[key] = subject
+        return subject
+
+    def _span(
+        self,
+        name: str,
+        kind: SpanKind,
+        parent: otel_context.Context | None,
+        attributes: dict[str, str],
+    ) -> trace.Span:
+        """A span for bus work, or ``_UNTRACED`` when the trace it belongs to is not sampled.
+
+        An unsampled span records nothing; only its ids would travel on. Carrying the parent's
+        context on unchanged keeps the trace id in logs and downstream headers at a fraction of
+        the cost (two spans per event were most of the bus's overhead with an SDK provider).
+        """
+        current = trace.get_current_span(parent).get_span_context()
+        if current.is_valid and not current.trace_flags.sampled:
+            return _UNTRACED
+        return self._tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+
     async def publish(self, event: Event) -> PubAck:
         """Publish an event and wait for the stream's ack (stored once per ``event_id``)."""
         kind = event_kind(event)
@@ -369,82 +455,108 @@ class Bus:
         if not event.source.service:
             event.source.service = self.service
             event.source.instance = self.settings.instance
-        subject = self.subjects.for_event(event)
-        label = f"{kind.domain}.{kind.name}"
-        with self._tracer.start_as_current_span(
-            f"publish {label}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.destination.name": subject,
-                "messaging.message.id": event.event_id,
-                "callmesh.tenant_id": event.tenant_id,
-            },
-        ):
+        subject = self._subject(kind, event.tenant_id, event.source.node_id)
+        label = _LABELS[kind.body]
+        # Nothing runs inside the publish that needs the span current: hand it to the
+        # propagator explicitly and skip the context attach/detach (~5-7 us per publish).
+        span = (
+            self._span(
+                f"publish {label}",
+                SpanKind.PRODUCER,
+                None,
+                {
+                    "messaging.system": "nats",
+                    "messaging.destination.name": subject,
+                    "messaging.message.id": event.event_id,
+                    "callmesh.tenant_id": event.tenant_id,
+                },
+            )
+            if self._tracing
+            else _UNTRACED
+        )
+        try:
             headers = {MSG_ID_HEADER: event.event_id}
-            telemetry.inject_trace(headers)
+            telemetry.inject_trace(
+                headers, trace.set_span_in_context(span) if span is not _UNTRACED else None
+            )
             started = time.perf_counter()
             try:
                 ack = await self.js.publish(subject, event.SerializeToString(), headers=headers)
             except (TimeoutError, nats.errors.Error) as err:
+                span.record_exception(err)
+                span.set_status(Status(StatusCode.ERROR, type(err).__name__))
                 raise Unavailable(f"publish to {subject} failed: {err}") from err
-        self._metrics.publish_seconds.labels(label).observe(time.perf_counter() - started)
-        self._metrics.published.labels(self.service, label, event.tenant_id or "-").inc()
+        finally:
+            span.end()
+        seconds, count = self._metrics.published_children(
+            self.service, label, event.tenant_id or "-"
+        )
+        seconds.observe(time.perf_counter() - started)
+        count.inc()
         return ack
 
     # -- consuming --------------------------------------------------------------------------
 
+    def deliver_subject(self, durable: str) -> str:
+        """Where a push consumer delivers: outside every stream (first token is not the prefix)."""
+        return f"_CM_DELIVER.{self.subjects.prefix}.{durable}"
+
     async def start(self, table: Sequence[Subscription]) -> None:
-        """Create (or update) the durable consumers of a subscription table and start pulling."""
+        """Create (or update) the durable consumers of a subscription table and start handling.
+
+        Each row is a durable push consumer delivering to a queue group named after it: every
+        replica of the service joins the group and the server hands each event to one of them
+        as soon as it is stored (a pull ``fetch`` in nats-py would hold a lone event until the
+        batch filled or the fetch timed out). ``max_ack_pending`` bounds what is in flight.
+        """
         for sub in table:
             spec = stream_of(sub.domain)
             stream = self.subjects.stream(spec)
             durable = f"{self.service}-{sub.name}"
+            deliver = self.deliver_subject(durable)
             config = ConsumerConfig(
                 name=durable,
                 durable_name=durable,
                 description=f"{self.service}: {sub.name}",
+                deliver_subject=deliver,
+                deliver_group=durable,
                 deliver_policy=DeliverPolicy.NEW if sub.deliver_new_only else DeliverPolicy.ALL,
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=sub.ack_wait_s or self.settings.bus_ack_wait_s,
                 max_deliver=sub.max_deliver or self.settings.bus_max_deliver,
                 filter_subjects=sub.filter_subjects(self.subjects),
-                max_ack_pending=max(sub.concurrency * 4, 64),
+                max_ack_pending=sub.max_ack_pending or max(sub.concurrency * 4, 64),
             )
             await self.js.add_consumer(stream, config)
-            psub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
-            consumer = _Consumer(sub, durable, psub=psub)
-            consumer.task = asyncio.create_task(self._pull_loop(consumer, psub), name=durable)
+            consumer = _Consumer(sub, durable)
+            consumer.workers = [
+                asyncio.create_task(self._work(consumer), name=f"{durable}-{i}")
+                for i in range(sub.concurrency)
+            ]
+            # The callback only queues: nats-py awaits it per message, in order, and a handler
+            # awaited there would serialize the whole subscription.
+            queue = consumer.queue
+
+            async def enqueue(msg: Msg, queue: asyncio.Queue[Msg | None] = queue) -> None:
+                queue.put_nowait(msg)
+
+            consumer.core = await self.nc.subscribe(deliver, queue=durable, cb=enqueue)
             self._consumers.append(consumer)
             log.info("consuming", extra={"consumer": durable, "stream": stream})
+        await self.nc.flush()
 
-    async def _pull_loop(
-        self, consumer: _Consumer, psub: JetStreamContext.PullSubscription
-    ) -> None:
-        slots = asyncio.Semaphore(consumer.sub.concurrency)
-        while not self._closing:
-            free = max(1, consumer.sub.concurrency - len(consumer.inflight))
+    async def _work(self, consumer: _Consumer) -> None:
+        """One of a consumer's workers: handle queued events until told to stop."""
+        while (msg := await consumer.queue.get()) is not None:
             try:
-                msgs = await psub.fetch(batch=free, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except nats.errors.ConnectionClosedError:
-                return
-            except (nats.errors.Error, nats.js.errors.Error) as err:
+                await self._handle(consumer, msg)
+            except (nats.errors.Error, TimeoutError) as err:
+                # The ack (or nak) could not be sent: the server redelivers after ack_wait.
                 log.warning(
-                    "fetch failed, retrying",
-                    extra={"consumer": consumer.durable, "error": str(err)},
+                    "could not settle an event: %s", err, extra={"consumer": consumer.durable}
                 )
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await slots.acquire()
-                task = asyncio.create_task(self._handle(consumer, msg))
-                consumer.inflight.add(task)
-                task.add_done_callback(_releaser(consumer.inflight, slots))
 
     async def _handle(self, consumer: _Consumer, msg: Msg) -> None:
-        meta = msg.metadata
         sub = consumer.sub
         max_deliver = sub.max_deliver or self.settings.bus_max_deliver
         try:
@@ -459,61 +571,75 @@ class Bus:
             self._metrics.consumed.labels(self.service, sub.name, "-", "-", "bad_input").inc()
             await msg.term()
             return
-        label = f"{kind.domain}.{kind.name}"
+        label = _LABELS[kind.body]
         tenant = event.tenant_id or "-"
-        parent = telemetry.extract_trace(msg.headers)
+        headers = msg.headers
+        parent = telemetry.extract_trace(headers) if headers and TRACEPARENT in headers else None
         started = time.perf_counter()
         outcome = "ok"
-        with (
-            log_context(tenant_id=event.tenant_id, call_id=event.call_id),
-            self._tracer.start_as_current_span(
+        span = (
+            self._span(
                 f"consume {label}",
-                context=parent,
-                kind=SpanKind.CONSUMER,
-                attributes={
+                SpanKind.CONSUMER,
+                parent,
+                {
                     "messaging.system": "nats",
                     "messaging.destination.name": msg.subject,
                     "messaging.message.id": event.event_id,
                     "messaging.consumer.group.name": consumer.durable,
                     "callmesh.tenant_id": event.tenant_id,
                 },
-            ) as span,
-        ):
-            try:
-                await sub.handler(
-                    Delivery(event, msg.subject, meta.num_delivered, meta.sequence.stream)
-                )
-                await msg.ack()
-            except DomainError as err:
-                # Known refusals are final: redelivery would be refused again.
-                outcome = "domain_error"
-                log.warning(
-                    "event refused: %s", err.message, extra={"code": err.code, "event": label}
-                )
-                span.set_status(Status(StatusCode.ERROR, err.code))
-                await msg.ack()
-            except asyncio.CancelledError:
-                outcome = "error"
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.nak()
-                raise
-            except Exception as err:
-                span.record_exception(err)
-                span.set_status(Status(StatusCode.ERROR, type(err).__name__))
-                if meta.num_delivered >= max_deliver:
-                    outcome = "dropped"
-                    log.exception(
-                        "handler failed on the last delivery; event dropped", extra={"event": label}
-                    )
-                    await msg.term()
-                else:
-                    outcome = "error"
-                    log.exception("handler failed; will be redelivered", extra={"event": label})
-                    await msg.nak(delay=min(0.5 * 2 ** (meta.num_delivered - 1), 30.0))
-        self._metrics.handle_seconds.labels(self.service, sub.name, label).observe(
-            time.perf_counter() - started
+            )
+            if self._tracing
+            else _UNTRACED
         )
-        self._metrics.consumed.labels(self.service, sub.name, label, tenant, outcome).inc()
+        # Made current by hand (start_as_current_span's generator layers cost ~5 us a message),
+        # and only when there is a trace to carry on.
+        current = parent if span is _UNTRACED else trace.set_span_in_context(span, parent)
+        token = otel_context.attach(current) if current is not None else None
+        try:
+            with log_context(tenant_id=event.tenant_id, call_id=event.call_id):
+                try:
+                    await sub.handler(Delivery(event, msg.subject, msg))
+                    await msg.ack()
+                except DomainError as err:
+                    # Known refusals are final: redelivery would be refused again.
+                    outcome = "domain_error"
+                    log.warning(
+                        "event refused: %s", err.message, extra={"code": err.code, "event": label}
+                    )
+                    span.set_status(Status(StatusCode.ERROR, err.code))
+                    await msg.ack()
+                except asyncio.CancelledError:
+                    outcome = "error"
+                    span.set_status(Status(StatusCode.ERROR, "cancelled"))
+                    with contextlib.suppress(nats.errors.Error):
+                        await msg.nak()
+                    raise
+                except Exception as err:
+                    span.record_exception(err)
+                    span.set_status(Status(StatusCode.ERROR, type(err).__name__))
+                    num_delivered = msg.metadata.num_delivered
+                    if num_delivered >= max_deliver:
+                        outcome = "dropped"
+                        log.exception(
+                            "handler failed on the last delivery; event dropped",
+                            extra={"event": label},
+                        )
+                        await msg.term()
+                    else:
+                        outcome = "error"
+                        log.exception("handler failed; will be redelivered", extra={"event": label})
+                        await msg.nak(delay=min(0.5 * 2 ** (num_delivered - 1), 30.0))
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            span.end()
+        seconds, count = self._metrics.consumed_children(
+            self.service, sub.name, label, tenant, outcome
+        )
+        seconds.observe(time.perf_counter() - started)
+        count.inc()
 
     # -- request / reply --------------------------------------------------------------------
 
@@ -570,6 +696,9 @@ class Bus:
 
         sub = await self.nc.subscribe(subject, queue=self.service, cb=on_message)
         self._core_subs.append(sub)
+        # The SUB must reach the server before we call ourselves ready, or an early request
+        # finds no responder.
+        await self.nc.flush()
 
     async def _answer(
         self, msg: Msg, request_type: type[Q], handler: RequestHandler[Q], op: str
@@ -613,18 +742,16 @@ class Bus:
         for sub in self._core_subs:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
-        # Pull loops notice _closing within one fetch timeout; only then is the in-flight set final.
-        loops = [c.task for c in self._consumers if c.task is not None and not c.task.done()]
-        if loops:
-            _, stuck = await asyncio.wait(loops, timeout=min(grace_s, 2.0))
-            for task in stuck:
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
-        inflight: set[asyncio.Task[Any]] = set(self._request_tasks)
         for consumer in self._consumers:
-            inflight |= consumer.inflight
-        if inflight:
-            _, still = await asyncio.wait(inflight, timeout=max(0.0, deadline - time.monotonic()))
+            await self._unsubscribe(consumer)
+            await self._release_queued(consumer)
+            for _ in consumer.workers:
+                consumer.queue.put_nowait(None)
+        pending: set[asyncio.Task[Any]] = set(self._request_tasks)
+        for consumer in self._consumers:
+            pending.update(consumer.workers)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
             for task in still:
                 task.cancel()
             if still:
@@ -632,16 +759,30 @@ class Bus:
                 await asyncio.gather(*still, return_exceptions=True)
         await self.close()
 
+    @staticmethod
+    async def _release_queued(consumer: _Consumer) -> None:
+        """Hand events delivered to us but not started back to the stream for other replicas."""
+        while not consumer.queue.empty():
+            msg = consumer.queue.get_nowait()
+            if msg is not None:
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await msg.nak()
+
+    @staticmethod
+    async def _unsubscribe(consumer: _Consumer) -> None:
+        if consumer.core is not None:
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                await consumer.core.unsubscribe()
+            consumer.core = None
+
     async def close(self) -> None:
         """Close the connection without waiting for handlers (use ``drain`` on shutdown)."""
         self._closing = True
         for consumer in self._consumers:
-            if consumer.task is not None and not consumer.task.done():
-                consumer.task.cancel()
-            if consumer.psub is not None:
-                # nats-py's drain would wait its full timeout on a pull inbox's leftover statuses.
-                with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                    await consumer.psub.unsubscribe()
+            await self._unsubscribe(consumer)
+            for worker in consumer.workers:
+                worker.cancel()
+            await asyncio.gather(*consumer.workers, return_exceptions=True)
         nc = self._nc
         if nc is not None and not nc.is_closed:
             if nc.is_connected:

@@ -127,22 +127,28 @@ async def store(platform_settings: PlatformSettings) -> AsyncIterator[Store]:
 
 
 _EXPORTER = InMemorySpanExporter()
-_EXPORTING: set[int] = set()
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Finished spans of this test (the process's tracer provider exports into memory in tests)."""
+def pytest_configure(config: pytest.Config) -> None:
+    """Trace every test process in memory, before any bus is built (buses decide at birth)."""
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         provider = TracerProvider()
         trace.set_tracer_provider(provider)
-    if id(provider) not in _EXPORTING:
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        _EXPORTING.add(id(provider))
+    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+
+
+@pytest.fixture(autouse=True)
+def _forget_spans() -> Iterator[None]:
+    yield
     _EXPORTER.clear()
-    yield _EXPORTER
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """Finished spans of this test (the process's tracer provider exports into memory in tests)."""
     _EXPORTER.clear()
+    return _EXPORTER
 
 
 def settings_env(settings: PlatformSettings) -> dict[str, str]:
