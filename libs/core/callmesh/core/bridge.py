@@ -11,7 +11,7 @@ How a process that speaks ESL (the cti link, the ivr call runner) is laid out::
 
 Rules:
 
-- Never ``monkey.patch_all()`` (or any patching): the asyncio thread needs real sockets, locks
+- Never monkey-patch (no ``gevent.monkey`` at all): the asyncio thread needs real sockets, locks
   and sleeps, and greenswitch does not need them patched.
 - Never touch gevent or greenswitch from the asyncio thread: a second hub appears and the call
   dies with ``LoopExit``. Use ``await bridge.run_gevent(fn, ...)`` or
