@@ -66,10 +66,18 @@ def test_no_stream_captures_a_command_subject() -> None:
     subjects = Subjects("cm")
     commands = [subjects.node_command("fs1")]
     commands += [subjects.service_command("acme", service, "do_something") for service in Service]
+    commands += [subjects.platform_command(service, "number_lookup") for service in Service]
     for spec in STREAMS:
         for pattern in subjects.stream_subjects(spec):
             for command in commands:
                 assert not _matches(pattern, command), (pattern, command)
+
+
+def test_platform_commands_never_meet_a_tenants_subjects() -> None:
+    subject = Subjects("cm").platform_command(Service.ADMIN, "number_lookup")
+    assert subject == "cm.platform.admin.number_lookup"
+    with pytest.raises(ValueError, match="reserved"):
+        check_tenant_id("platform")
 
 
 def test_a_service_op_named_like_an_event_of_its_token_is_refused() -> None:

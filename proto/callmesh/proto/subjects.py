@@ -53,6 +53,11 @@ class Bucket(StrEnum):
 
     NODES = "nodes"
     LEASES = "leases"
+    TENANTS = "tenants"
+    PLACEMENT = "placement"
+    QUOTAS = "quotas"
+    QUOTA_RATES = "quota_rates"
+    REVOCATIONS = "revocations"
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,11 @@ _EVENT_LIST: tuple[EventKind, ...] = (
     EventKind("tenant_updated", Domain.TENANT, "updated"),
     EventKind("tenant_suspended", Domain.TENANT, "suspended"),
     EventKind("tenant_resumed", Domain.TENANT, "resumed"),
+    EventKind("tenant_deleted", Domain.TENANT, "deleted"),
+    EventKind("tenant_restored", Domain.TENANT, "restored"),
+    EventKind("tenant_numbers_changed", Domain.TENANT, "numbers_changed"),
+    EventKind("tenant_directory_changed", Domain.TENANT, "directory_changed"),
+    EventKind("tenant_calendars_changed", Domain.TENANT, "calendars_changed"),
 )
 
 EVENTS: Mapping[str, EventKind] = MappingProxyType({kind.body: kind for kind in _EVENT_LIST})
@@ -136,6 +146,11 @@ STREAMS: tuple[StreamSpec, ...] = (
 BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(Bucket.NODES, 1, 30.0, "switch nodes' latest heartbeat; gone 30 s after the last"),
     BucketSpec(Bucket.LEASES, 1, None, "partition leases; TTL set from the lease settings"),
+    BucketSpec(Bucket.TENANTS, 1, None, "each tenant's status and settings services act on"),
+    BucketSpec(Bucket.PLACEMENT, 1, None, "where each tenant's data lives; clusters by name"),
+    BucketSpec(Bucket.QUOTAS, 1, None, "per-tenant quota counters with their limits"),
+    BucketSpec(Bucket.QUOTA_RATES, 1, 10.0, "per-second rate counters (calls per second)"),
+    BucketSpec(Bucket.REVOCATIONS, 1, 3600.0, "revoked access-token ids until they expire"),
 )
 
 
@@ -207,6 +222,11 @@ class Subjects:
     def node_command(self, node_id: str) -> str:
         """Request/reply commands to the cti link of one switch node."""
         return f"{self.prefix}.node.{check_token('node_id', node_id)}.cmd"
+
+    def platform_command(self, service: Service, op: str) -> str:
+        """Request/reply commands to a service about no tenant in particular (e.g. which tenant
+        owns a number); ``platform`` is a reserved tenant id, so these never meet a tenant's."""
+        return f"{self.prefix}.platform.{service}.{check_token('op', op)}"
 
     def service_command(self, tenant_id: str, service: Service, op: str) -> str:
         """Request/reply commands to a service about one tenant."""

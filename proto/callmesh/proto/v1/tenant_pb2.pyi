@@ -1,8 +1,11 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -43,3 +46,37 @@ class TenantResumed(_message.Message):
     BY_FIELD_NUMBER: _ClassVar[int]
     by: str
     def __init__(self, by: _Optional[str] = ...) -> None: ...
+
+class TenantDeleted(_message.Message):
+    __slots__ = ("by", "purge_after")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    PURGE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    purge_after: _timestamp_pb2.Timestamp
+    def __init__(self, by: _Optional[str] = ..., purge_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TenantRestored(_message.Message):
+    __slots__ = ("by",)
+    BY_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    def __init__(self, by: _Optional[str] = ...) -> None: ...
+
+class TenantNumbersChanged(_message.Message):
+    __slots__ = ("added", "removed")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    added: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TenantDirectoryChanged(_message.Message):
+    __slots__ = ("usernames",)
+    USERNAMES_FIELD_NUMBER: _ClassVar[int]
+    usernames: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, usernames: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TenantCalendarsChanged(_message.Message):
+    __slots__ = ("calendar_ids",)
+    CALENDAR_IDS_FIELD_NUMBER: _ClassVar[int]
+    calendar_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, calendar_ids: _Optional[_Iterable[str]] = ...) -> None: ...
