@@ -130,6 +130,7 @@ _EVENT_LIST: tuple[EventKind, ...] = (
     EventKind("tenant_numbers_changed", Domain.TENANT, "numbers_changed"),
     EventKind("tenant_directory_changed", Domain.TENANT, "directory_changed"),
     EventKind("tenant_calendars_changed", Domain.TENANT, "calendars_changed"),
+    EventKind("tenant_quota_exceeded", Domain.TENANT, "quota_exceeded"),
 )
 
 EVENTS: Mapping[str, EventKind] = MappingProxyType({kind.body: kind for kind in _EVENT_LIST})

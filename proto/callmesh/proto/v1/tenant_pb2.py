@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63\x61llmesh/proto/v1/tenant.proto\x12\x11\x63\x61llmesh.proto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\rTenantCreated\x12\x0c\n\x04slug\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"Z\n\rTenantUpdated\x12\x16\n\x0e\x63hanged_fields\x18\x01 \x03(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"-\n\x0fTenantSuspended\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\"\x1b\n\rTenantResumed\x12\n\n\x02\x62y\x18\x01 \x01(\t\"L\n\rTenantDeleted\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12/\n\x0bpurge_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1c\n\x0eTenantRestored\x12\n\n\x02\x62y\x18\x01 \x01(\t\"6\n\x14TenantNumbersChanged\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\t\x12\x0f\n\x07removed\x18\x02 \x03(\t\"+\n\x16TenantDirectoryChanged\x12\x11\n\tusernames\x18\x01 \x03(\t\".\n\x16TenantCalendarsChanged\x12\x14\n\x0c\x63\x61lendar_ids\x18\x01 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63\x61llmesh/proto/v1/tenant.proto\x12\x11\x63\x61llmesh.proto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\rTenantCreated\x12\x0c\n\x04slug\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"Z\n\rTenantUpdated\x12\x16\n\x0e\x63hanged_fields\x18\x01 \x03(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"-\n\x0fTenantSuspended\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\"\x1b\n\rTenantResumed\x12\n\n\x02\x62y\x18\x01 \x01(\t\"L\n\rTenantDeleted\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12/\n\x0bpurge_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1c\n\x0eTenantRestored\x12\n\n\x02\x62y\x18\x01 \x01(\t\"6\n\x14TenantNumbersChanged\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\t\x12\x0f\n\x07removed\x18\x02 \x03(\t\"+\n\x16TenantDirectoryChanged\x12\x11\n\tusernames\x18\x01 \x03(\t\".\n\x16TenantCalendarsChanged\x12\x14\n\x0c\x63\x61lendar_ids\x18\x01 \x03(\t\"d\n\x13TenantQuotaExceeded\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\x12\x0c\n\x04used\x18\x03 \x01(\x03\x12\x11\n\trequested\x18\x04 \x01(\x03\x12\x0f\n\x07service\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,4 +50,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANTDIRECTORYCHANGED']._serialized_end=543
   _globals['_TENANTCALENDARSCHANGED']._serialized_start=545
   _globals['_TENANTCALENDARSCHANGED']._serialized_end=591
+  _globals['_TENANTQUOTAEXCEEDED']._serialized_start=593
+  _globals['_TENANTQUOTAEXCEEDED']._serialized_end=693
 # @@protoc_insertion_point(module_scope)

@@ -80,3 +80,17 @@ class TenantCalendarsChanged(_message.Message):
     CALENDAR_IDS_FIELD_NUMBER: _ClassVar[int]
     calendar_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, calendar_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TenantQuotaExceeded(_message.Message):
+    __slots__ = ("kind", "limit", "used", "requested", "service")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    limit: int
+    used: int
+    requested: int
+    service: str
+    def __init__(self, kind: _Optional[str] = ..., limit: _Optional[int] = ..., used: _Optional[int] = ..., requested: _Optional[int] = ..., service: _Optional[str] = ...) -> None: ...
