@@ -19,6 +19,7 @@ from callmesh.core.testing import ServiceProcess, settings_env, start_service, w
 from callmesh.proto.subjects import STREAMS
 
 SERVICES = ("admin", "ivr", "acd", "cti", "outbound", "qa", "wfm")
+UNBUILT = ("ivr", "acd", "cti", "outbound", "qa", "wfm")
 HELPERS = Path(__file__).parent / "helpers"
 
 
@@ -34,7 +35,10 @@ async def test_every_service_is_healthy_ready_measured_and_stops_cleanly(
                 assert body["ready"] is True
                 assert body["checks"]["nats"]["ok"] is True
                 assert body["checks"]["mongodb"]["ok"] is True
-                assert body["details"]["domain"].startswith("not built yet")
+                if service.name in UNBUILT:
+                    assert body["details"]["domain"].startswith("not built yet")
+                else:
+                    assert "details" not in body
                 health = await http.get(f"{service.base_url}/healthz")
                 assert health.json() == {"status": "ok", "service": service.name}
                 metrics = (await http.get(f"{service.base_url}/metrics")).text

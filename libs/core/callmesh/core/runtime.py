@@ -63,6 +63,8 @@ class ServiceDefinition:
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
     operator_access: bool = False
+    # Last word on the FastAPI app before it serves (e.g. admin verifies tokens with its own keys).
+    configure_app: Callable[[FastAPI, Runtime], None] | None = None
 
 
 def _package_version() -> str:
@@ -252,6 +254,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in runtime.definition.routers:
         app.include_router(router)
     app.add_middleware(_HttpMetrics, service=runtime.name)
+    if runtime.definition.configure_app is not None:
+        runtime.definition.configure_app(app, runtime)
     return app
 
 

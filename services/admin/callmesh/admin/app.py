@@ -1,31 +1,86 @@
-"""Composition root of the admin service: settings, clients, wiring."""
+"""Composition root of the admin service: settings, clients, the areas and their wiring.
+
+The admin is built in areas, each with its domain, use cases (``service/``), adapters and API:
+``audit`` (every change, searchable), ``operator`` (tenants, quotas, suspension, placement,
+numbers, sites and nodes), ``identity`` (login, tokens, keys, JWKS, API-key exchange) and
+``tenant`` (users, roles, groups, devices, API keys, settings, calendars).
+"""
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+from fastapi import FastAPI
 
-from callmesh.core.runtime import ServiceDefinition
-from callmesh.core.settings import ServiceSettings
-
-DOMAIN_STATUS = (
-    "not built yet: tenancy and identity (tenants, quotas, numbers, sites, users, roles, "
-    "API keys, tokens, JWKS, audit) arrive with issue #3 'Tenancy and identity'"
+from callmesh.admin.adapters import (
+    bus_identity,
+    bus_operator,
+    bus_tenant,
+    store_audit,
+    store_identity,
+    store_operator,
+    store_tenant,
 )
+from callmesh.admin.api import audit as api_audit
+from callmesh.admin.api import identity as api_identity
+from callmesh.admin.api import operator as api_operator
+from callmesh.admin.api import tenant as api_tenant
+from callmesh.admin.service import identity as service_identity
+from callmesh.admin.service import operator as service_operator
+from callmesh.admin.service import tenant as service_tenant
+from callmesh.admin.service.audit import Auditor
+from callmesh.admin.service.context import AdminContext
+from callmesh.admin.settings import AdminSettings
+from callmesh.core.bus import Subscription
+from callmesh.core.runtime import RequestRoute, Runtime, ServiceDefinition
 
-
-class AdminSettings(ServiceSettings):
-    """Settings of the admin service (``CALLMESH_ADMIN_…``)."""
-
-    model_config = SettingsConfigDict(env_prefix="CALLMESH_ADMIN_", extra="ignore")
-
-    http_port: int = 8101
+__all__ = ["AdminSettings", "build"]
 
 
 def build(settings: AdminSettings) -> ServiceDefinition:
     """The service as the runtime runs it."""
+    ctx = AdminContext(settings)
+
+    async def start(runtime: Runtime) -> None:
+        ctx.provide(runtime)
+        ctx.provide(Auditor(store_audit.MongoAuditLog(runtime.store.operator()), ctx.clock))
+        await service_operator.start(ctx, runtime)
+        await service_identity.start(ctx, runtime)
+        await service_tenant.start(ctx, runtime)
+
+    def requests(runtime: Runtime) -> list[RequestRoute]:
+        return [
+            *bus_operator.requests(ctx, runtime),
+            *bus_identity.requests(ctx, runtime),
+            *bus_tenant.requests(ctx, runtime),
+        ]
+
+    def subscriptions(runtime: Runtime) -> list[Subscription]:
+        return [
+            *bus_operator.subscriptions(ctx, runtime),
+            *bus_identity.subscriptions(ctx, runtime),
+            *bus_tenant.subscriptions(ctx, runtime),
+        ]
+
+    def configure(app: FastAPI, runtime: Runtime) -> None:
+        api_identity.configure_app(app, runtime, ctx)
+
     return ServiceDefinition(
         name="admin",
         settings=settings,
-        domain_status=DOMAIN_STATUS,
+        collections=(
+            *store_audit.COLLECTIONS,
+            *store_operator.COLLECTIONS,
+            *store_identity.COLLECTIONS,
+            *store_tenant.COLLECTIONS,
+        ),
+        routers=(
+            *api_audit.routers(ctx),
+            *api_operator.routers(ctx),
+            *api_identity.routers(ctx),
+            *api_tenant.routers(ctx),
+        ),
+        on_start=[start],
+        requests=requests,
+        subscriptions=subscriptions,
         operator_access=True,
+        configure_app=configure,
     )

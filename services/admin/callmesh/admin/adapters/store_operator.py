@@ -1,0 +1,7 @@
+"""MongoDB adapters of the operator area (being built)."""
+
+from __future__ import annotations
+
+from callmesh.core.store import CollectionSpec
+
+COLLECTIONS: tuple[CollectionSpec, ...] = ()

@@ -1,0 +1,1 @@
+"""What the admin's use cases need from outside, as protocols (implemented in adapters)."""
