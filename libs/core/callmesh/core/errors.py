@@ -84,6 +84,13 @@ class QuotaExceeded(DomainError):
     status = 429
 
 
+class TenantSuspended(DomainError):
+    """The tenant is suspended: it may read, but new work is refused."""
+
+    code = "tenant_suspended"
+    status = 423
+
+
 class Unavailable(DomainError):
     """A dependency (bus, store, switch) cannot serve the request now; retrying may help."""
 
@@ -116,6 +123,7 @@ _BY_CODE: dict[str, type[DomainError]] = {
         Forbidden,
         TenantViolation,
         QuotaExceeded,
+        TenantSuspended,
         Unavailable,
         RemoteError,
         RequestTimeout,

@@ -451,6 +451,7 @@ class Store:
         )
         self._uris = {"default": settings.mongodb_uri, **(clusters or {})}
         self._clients: dict[str, AsyncMongoClient[Document]] = {}
+        self._retired: list[AsyncMongoClient[Document]] = []
         self._collections = tuple(collections)
         self._provisioned: set[tuple[str, str]] = set()
         self._provision_lock = asyncio.Lock()
@@ -472,8 +473,15 @@ class Store:
         return self._clients[cluster]
 
     def add_cluster(self, name: str, uri: str) -> None:
-        """Make a cluster known (admin's placement map names them)."""
+        """Make a cluster known (from admin's placement map); a new URI replaces its client."""
+        if self._uris.get(name) == uri:
+            return
         self._uris[name] = uri
+        stale = self._clients.pop(name, None)
+        if stale is not None:
+            # Operations running on the old client may finish; it is closed with the store.
+            self._retired.append(stale)
+            self._provisioned = {key for key in self._provisioned if key[0] != name}
 
     async def ping(self) -> bool:
         """True when the default cluster answers."""
@@ -522,6 +530,7 @@ class Store:
 
     async def close(self) -> None:
         """Close every client."""
-        for client in self._clients.values():
+        for client in [*self._clients.values(), *self._retired]:
             await client.close()
         self._clients.clear()
+        self._retired.clear()
