@@ -183,7 +183,7 @@ _ROLE_CHOICES = [role.value for role in Role if role is not Role.OPERATOR]
     default="15m",
     show_default=True,
     callback=_ttl_option,
-    help="Lifetime: 30s, 15m, 2h, 1d.",
+    help="Lifetime: 30s, 15m, 1h (at most 1h: MAX_ACCESS_TTL).",
 )
 def dev_token(
     data: Path,

@@ -1,4 +1,5 @@
-"""Tokens end to end: issued, verified (PEM, a real JWKS server), enforced by a real FastAPI app."""
+"""Tokens end to end: issued, verified (PEM, a real JWKS server), enforced by a real FastAPI app,
+revoked through the real nats-server."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import jwt
@@ -23,9 +25,11 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 
 from callmesh.core.auth import (
+    MAX_ACCESS_TTL,
     JwksKeys,
     OperatorPrincipal,
     Principal,
+    RevocationList,
     Role,
     StaticKeys,
     TenantPrincipal,
@@ -35,9 +39,12 @@ from callmesh.core.auth import (
     key_thumbprint,
     public_key_from_jwk,
     public_key_pem,
+    require_permission,
     require_roles,
+    require_tenant_permission,
     verifier_from_settings,
 )
+from callmesh.core.bus import Bus
 from callmesh.core.errors import (
     Conflict,
     DomainError,
@@ -49,7 +56,10 @@ from callmesh.core.errors import (
     Unavailable,
 )
 from callmesh.core.http import PROBLEM_JSON, install_error_handlers
+from callmesh.core.permissions import ALL_PERMISSIONS, DEFAULT_ROLE_PERMISSIONS, Permission, resolve
+from callmesh.core.servers import free_port, start_nats
 from callmesh.core.settings import PlatformSettings
+from callmesh.proto.subjects import BUCKETS, Bucket
 
 ISSUER = "callmesh-test"
 AUDIENCE = "callmesh-api"
@@ -90,6 +100,17 @@ def good_claims(**overrides: Any) -> dict[str, Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def names(permissions: Any) -> list[str]:
+    return sorted(str(p) for p in permissions)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait for a condition (a liveness bound, not a speed assertion)."""
+    async with asyncio.timeout(timeout):
+        while not check():  # noqa: ASYNC110 — conditions on plain state, not on an Event
+            await asyncio.sleep(0.02)
 
 
 class FakeClock:
@@ -183,6 +204,26 @@ def build_app(verifier: TokenVerifier | None) -> FastAPI:
     async def reports(tenant: str, _: TenantPrincipal) -> dict[str, Any]:
         return {"tenant": tenant, "reports": []}
 
+    @app.get(
+        "/v1/t/{tenant}/recordings",
+        dependencies=[
+            Depends(
+                require_permission(Permission.RECORDINGS_LISTEN, Permission.RECORDINGS_DOWNLOAD)
+            )
+        ],
+    )
+    async def recordings(tenant: str, _: TenantPrincipal) -> dict[str, Any]:
+        return {"tenant": tenant, "recordings": []}
+
+    @app.post("/v1/t/{tenant}/queues", status_code=201)
+    async def create_queue(
+        tenant: str,
+        principal: Annotated[
+            Principal, Depends(require_tenant_permission(Permission.QUEUES_WRITE))
+        ],
+    ) -> dict[str, Any]:
+        return {"tenant": tenant, "by": principal.subject}
+
     @app.get("/v1/operator/tenants")
     async def all_tenants(principal: OperatorPrincipal) -> dict[str, Any]:
         return {"operator": principal.subject}
@@ -258,6 +299,24 @@ def test_an_operator_principal_grants_every_tenant_and_holds_every_role() -> Non
     principal = Principal("op1", None, frozenset(), True, "j1", datetime.now(UTC))
     assert principal.grants_tenant("acme")
     assert principal.has_any_role(Role.QA)
+    assert principal.has_permission(Permission.ROLES_WRITE)
+    assert principal.has_permission("a.permission_added_later")
+
+
+def test_a_principal_holds_exactly_its_permissions() -> None:
+    principal = Principal(
+        "u1",
+        "acme",
+        frozenset({"tenant_admin"}),
+        False,
+        "j1",
+        datetime.now(UTC),
+        frozenset({"desk.use", "queues.read"}),
+    )
+    assert principal.has_permission(Permission.DESK_USE)
+    assert not principal.has_permission(Permission.QUEUES_WRITE), "roles alone grant nothing"
+    assert principal.has_any_permission(Permission.QUEUES_WRITE, Permission.QUEUES_READ)
+    assert not principal.has_any_permission()
 
 
 # --- issuing -------------------------------------------------------------------------------------
@@ -277,6 +336,7 @@ async def test_an_issued_token_carries_the_documented_claims(
     assert claims["sub"] == "user-7"
     assert claims["tid"] == "acme"
     assert claims["roles"] == ["supervisor"]
+    assert claims["perms"] == names(DEFAULT_ROLE_PERMISSIONS[Role.SUPERVISOR])
     assert claims["typ"] == "access"
     assert claims["exp"] - claims["iat"] == 15 * 60
     assert "op" not in claims
@@ -290,16 +350,75 @@ async def test_an_issued_token_carries_the_documented_claims(
         False,
         claims["jti"],
         now + timedelta(minutes=15),
+        frozenset(claims["perms"]),
     )
 
 
 async def test_an_operator_token_has_no_tenant_and_the_operator_role(
     issuer: TokenIssuer, verifier: TokenVerifier
 ) -> None:
-    principal = await verifier.verify(issuer.issue("op-1", operator=True))
+    token = issuer.issue("op-1", operator=True)
+    principal = await verifier.verify(token)
     assert principal.is_operator
     assert principal.tenant_id is None
     assert Role.OPERATOR in principal.roles
+    assert "perms" not in jwt.decode(token, options={"verify_signature": False})
+    assert principal.permissions == ALL_PERMISSIONS
+
+
+async def test_resolved_permissions_travel_in_the_perms_claim_and_back(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    # What admin does: the tenant lets its agents listen to recordings and nothing else.
+    granted = resolve(["agent"], {"agent": ["desk.use", "recordings.listen"]})
+    token = issuer.issue("user-1", tenant_id="acme", roles=["agent"], permissions=granted)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["perms"] == ["desk.use", "recordings.listen"]
+    principal = await verifier.verify(token)
+    assert principal.permissions == {"desk.use", "recordings.listen"}
+    assert principal.has_permission(Permission.RECORDINGS_LISTEN)
+    assert not principal.has_permission(Permission.QUEUES_READ)
+
+
+async def test_the_default_permissions_of_several_roles_are_issued_when_none_are_given(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    token = issuer.issue("user-1", tenant_id="acme", roles=["agent", "qa"])
+    principal = await verifier.verify(token)
+    assert principal.permissions == resolve(["agent", "qa"])
+    assert principal.has_permission(Permission.RECORDINGS_DOWNLOAD)
+    assert principal.has_permission(Permission.DESK_USE)
+
+
+async def test_an_empty_perms_claim_grants_nothing_whatever_the_roles(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    token = issuer.issue("user-1", tenant_id="acme", roles=["tenant_admin"], permissions=[])
+    assert jwt.decode(token, options={"verify_signature": False})["perms"] == []
+    principal = await verifier.verify(token)
+    assert principal.permissions == frozenset()
+    assert not principal.has_permission(Permission.SETTINGS_READ)
+
+
+async def test_an_older_token_without_perms_gets_its_roles_defaults(
+    verifier: TokenVerifier, signing_key: Ed25519PrivateKey
+) -> None:
+    # Roles a newer admin invented grant nothing here rather than failing the request.
+    claims = good_claims(roles=["supervisor", "night_shift"])
+    token = jwt.encode(claims, signing_key, algorithm="EdDSA", headers={"kid": "k1"})
+    principal = await verifier.verify(token)
+    assert principal.permissions == DEFAULT_ROLE_PERMISSIONS[Role.SUPERVISOR]
+    assert principal.roles == {"supervisor", "night_shift"}
+
+
+async def test_permissions_this_service_does_not_know_are_kept_as_they_are(
+    verifier: TokenVerifier, signing_key: Ed25519PrivateKey
+) -> None:
+    claims = good_claims(perms=["desk.use", "sms.send"])
+    token = jwt.encode(claims, signing_key, algorithm="EdDSA", headers={"kid": "k1"})
+    principal = await verifier.verify(token)
+    assert principal.permissions == {"desk.use", "sms.send"}
+    assert principal.has_permission("sms.send")
 
 
 @pytest.mark.parametrize(
@@ -312,6 +431,15 @@ async def test_an_operator_token_has_no_tenant_and_the_operator_role(
         ({"tenant_id": "acme", "roles": ["god"]}, "roles"),
         ({"tenant_id": "acme", "roles": [Role.OPERATOR]}, "roles"),
         ({"tenant_id": "acme", "ttl": timedelta(0)}, "ttl"),
+        ({"tenant_id": "acme", "ttl": MAX_ACCESS_TTL + timedelta(seconds=1)}, "ttl"),
+        ({"tenant_id": "acme", "permissions": ["desk.use", "desk.abuse"]}, "perms[1]"),
+        ({"tenant_id": "acme", "permissions": "desk.use"}, "perms"),
+        ({"operator": True, "permissions": ["desk.use"]}, "perms"),
+        ({"operator": True, "permissions": []}, "perms"),
+        ({"tenant_id": "acme", "token_id": "has.dots"}, "jti"),
+        ({"tenant_id": "acme", "token_id": ""}, "jti"),
+        ({"tenant_id": "acme", "token_id": "x" * 129}, "jti"),
+        ({"tenant_id": "acme", "token_id": "ok\n"}, "jti"),
     ],
 )
 def test_the_issuer_refuses_tokens_that_break_a_rule(
@@ -320,6 +448,30 @@ def test_the_issuer_refuses_tokens_that_break_a_rule(
     with pytest.raises(InvalidInput) as caught:
         issuer.issue("user-1", **kwargs)
     assert caught.value.field == field
+
+
+def test_a_ttl_above_the_maximum_is_refused_saying_why(issuer: TokenIssuer) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        issuer.issue("user-1", tenant_id="acme", ttl=timedelta(hours=2))
+    assert caught.value.rule == "must be at most 1 h (MAX_ACCESS_TTL)"
+    assert "outlive its logout" in caught.value.message
+    token = issuer.issue("user-1", tenant_id="acme", ttl=MAX_ACCESS_TTL)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+def test_access_tokens_never_outlive_the_revocations_bucket() -> None:
+    (bucket,) = [spec for spec in BUCKETS if spec.bucket is Bucket.REVOCATIONS]
+    assert bucket.ttl_s is not None
+    assert MAX_ACCESS_TTL.total_seconds() <= bucket.ttl_s
+
+
+async def test_a_given_token_id_becomes_the_jti(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    token = issuer.issue("user-1", tenant_id="acme", token_id="session-42_a")
+    assert (await verifier.verify(token)).token_id == "session-42_a"
+    assert issuer.issue("user-1", tenant_id="acme") != issuer.issue("user-1", tenant_id="acme")
 
 
 def test_the_jwk_is_an_okp_ed25519_signature_key(issuer: TokenIssuer) -> None:
@@ -424,6 +576,92 @@ async def test_a_role_held_in_another_tenant_does_not_open_this_one(
     token = issuer.issue("user-1", tenant_id="globex", roles=[Role.SUPERVISOR])
     response = await client.get("/v1/t/acme/reports", headers=bearer(token))
     await assert_problem(response, 403, "forbidden", "tenant acme")
+
+
+# --- HTTP: permissions ---------------------------------------------------------------------------
+
+
+async def test_a_permission_protected_route_names_the_permissions_it_needs(
+    client: httpx.AsyncClient, issuer: TokenIssuer
+) -> None:
+    agent = issuer.issue("user-1", tenant_id="acme", roles=[Role.AGENT])
+    response = await client.get("/v1/t/acme/recordings", headers=bearer(agent))
+    body = await assert_problem(
+        response,
+        403,
+        "forbidden",
+        "requires one of the permissions: recordings.listen, recordings.download",
+    )
+    assert body["details"] == {"permissions": ["recordings.listen", "recordings.download"]}
+
+    response = await client.post("/v1/t/acme/queues", headers=bearer(agent))
+    body = await assert_problem(response, 403, "forbidden", "requires permission queues.write")
+    assert body["details"] == {"permissions": ["queues.write"]}
+
+
+@pytest.mark.parametrize(
+    ("roles", "permissions", "operator"),
+    [
+        ([Role.SUPERVISOR], None, False),  # listens by default
+        ([Role.QA], None, False),  # downloads (and listens) by default
+        ([Role.REPORT_VIEWER, Role.AGENT], ["recordings.download"], False),  # by override
+        ([], None, True),
+    ],
+)
+async def test_a_permission_protected_route_admits_any_one_of_its_permissions_or_an_operator(
+    client: httpx.AsyncClient,
+    issuer: TokenIssuer,
+    roles: list[Role],
+    permissions: list[str] | None,
+    operator: bool,
+) -> None:
+    tenant = None if operator else "acme"
+    token = issuer.issue(
+        "user-1", tenant_id=tenant, roles=roles, permissions=permissions, operator=operator
+    )
+    response = await client.get("/v1/t/acme/recordings", headers=bearer(token))
+    assert response.status_code == 200, response.text
+
+
+async def test_permissions_decide_not_roles_when_a_tenant_overrides_them(
+    client: httpx.AsyncClient, issuer: TokenIssuer
+) -> None:
+    # This tenant took recordings away from its supervisors: the role no longer opens the route.
+    granted = resolve(["supervisor"], {"supervisor": ["reports.read", "agents.supervise"]})
+    token = issuer.issue("user-1", tenant_id="acme", roles=["supervisor"], permissions=granted)
+    response = await client.get("/v1/t/acme/recordings", headers=bearer(token))
+    await assert_problem(response, 403, "forbidden", "recordings.listen")
+
+
+async def test_a_tenant_permission_route_admits_holders_in_their_own_tenant_only(
+    client: httpx.AsyncClient, issuer: TokenIssuer
+) -> None:
+    admin = issuer.issue("user-1", tenant_id="acme", roles=[Role.TENANT_ADMIN])
+    response = await client.post("/v1/t/acme/queues", headers=bearer(admin))
+    assert response.status_code == 201
+    assert response.json() == {"tenant": "acme", "by": "user-1"}
+
+    response = await client.post("/v1/t/globex/queues", headers=bearer(admin))
+    await assert_problem(response, 403, "forbidden", "token does not grant tenant globex")
+
+    operator = issuer.issue("op-1", operator=True)
+    response = await client.post("/v1/t/globex/queues", headers=bearer(operator))
+    assert response.status_code == 201
+
+    response = await client.post("/v1/t/acme/queues")
+    await assert_problem(response, 401, "unauthenticated", "missing Authorization header")
+
+
+@pytest.mark.parametrize(
+    ("permissions", "says"),
+    [((), "name at least one permission"), (("queues.write", "queue.write"), "queue.write")],
+)
+def test_a_route_guard_with_no_or_unknown_permissions_is_refused_when_declared(
+    permissions: tuple[str, ...], says: str
+) -> None:
+    for factory in (require_permission, require_tenant_permission):
+        with pytest.raises(ValueError, match=says):
+            factory(*permissions)
 
 
 # --- HTTP: tokens that must not pass -------------------------------------------------------------
@@ -566,6 +804,10 @@ async def test_a_token_with_the_wrong_issuer_or_audience_is_401(
         ({"roles": ["operator"]}, "role 'operator' on a token without 'op'"),
         ({"exp": "tomorrow"}, "malformed"),
         ({"sub": 42}, "'sub' must be a string"),
+        ({"perms": "desk.use"}, "claim 'perms' must be a list of strings"),
+        ({"perms": ["desk.use", 7]}, "claim 'perms' must be a list of strings"),
+        ({"perms": {"desk.use": True}}, "claim 'perms' must be a list of strings"),
+        ({"op": True, "tid": None, "perms": []}, "operator token must not carry 'perms'"),
     ],
 )
 async def test_a_validly_signed_token_with_bad_claims_is_401_naming_the_claim(
@@ -857,3 +1099,247 @@ async def test_a_jwks_refresh_at_startup_fails_early_on_a_bad_document(
 def test_a_jwks_url_that_is_not_http_is_refused_at_startup(url: str) -> None:
     with pytest.raises(ValueError, match="must be http"):
         JwksKeys(url)
+
+
+async def test_a_null_perms_claim_is_malformed_not_taken_for_the_defaults(
+    client: httpx.AsyncClient, signing_key: Ed25519PrivateKey
+) -> None:
+    claims = {**good_claims(roles=["tenant_admin"]), "perms": None}
+    token = jwt.encode(claims, signing_key, algorithm="EdDSA", headers={"kid": "k1"})
+    response = await client.get("/v1/t/acme/things", headers=bearer(token))
+    body = await assert_problem(response, 401, "unauthenticated", "'perms' must be a list")
+    assert body["details"] == {"reason": "malformed"}
+
+
+# --- revocation through the real nats-server -----------------------------------------------------
+
+
+class WallClock:
+    """Seconds since the epoch that the test moves by hand (token expiries without waiting)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def service_bus(bus: Bus, platform_settings: PlatformSettings) -> AsyncIterator[Bus]:
+    """A second connection, as another service (acd) would have: ``bus`` plays admin."""
+    other = Bus(platform_settings, "acd")
+    await other.connect(attempts=3)
+    yield other
+    await other.close()
+
+
+async def started(revocations: RevocationList) -> RevocationList:
+    await revocations.start()
+    await asyncio.wait_for(revocations.ready.wait(), 15)
+    return revocations
+
+
+async def test_a_token_revoked_by_admin_is_refused_by_another_service_once_it_has_seen_it(
+    bus: Bus, service_bus: Bus, issuer: TokenIssuer
+) -> None:
+    admin = RevocationList(bus)
+    seen = await started(RevocationList(service_bus, check_interval_s=0.1))
+    verifier = TokenVerifier(
+        StaticKeys.from_jwks(issuer.jwks()), issuer=ISSUER, audience=AUDIENCE, revocations=seen
+    )
+    app = build_app(verifier)
+    token = issuer.issue("user-1", tenant_id="acme", roles=[Role.AGENT])
+    other = issuer.issue("user-2", tenant_id="acme", roles=[Role.AGENT])
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://svc.test"
+        ) as http:
+            assert (await http.get("/v1/t/acme/things", headers=bearer(token))).status_code == 200
+            principal = await verifier.verify(token)
+
+            await admin.revoke(principal.token_id, principal.expires_at)  # logout
+            await eventually(lambda: seen.is_revoked(principal.token_id))
+
+            response = await http.get("/v1/t/acme/things", headers=bearer(token))
+            body = await assert_problem(response, 401, "unauthenticated", "token has been revoked")
+            assert body["details"] == {"reason": "revoked"}
+            assert response.headers["www-authenticate"] == "Bearer"
+            # Only that token: the same user's other sessions and other users are untouched.
+            assert (await http.get("/v1/t/acme/things", headers=bearer(other))).status_code == 200
+    finally:
+        await seen.stop()
+
+
+async def test_the_revoking_service_refuses_the_token_at_once(
+    bus: Bus, issuer: TokenIssuer
+) -> None:
+    admin = await started(RevocationList(bus))
+    verifier = TokenVerifier(
+        StaticKeys.from_jwks(issuer.jwks()), issuer=ISSUER, audience=AUDIENCE, revocations=admin
+    )
+    token = issuer.issue("user-1", tenant_id="acme")
+    principal = await verifier.verify(token)
+    try:
+        await admin.revoke(principal.token_id, principal.expires_at.timestamp())
+        # No waiting for the watcher's echo: the service that revoked knows at once.
+        assert admin.is_revoked(principal.token_id)
+        with pytest.raises(Unauthenticated, match="revoked"):
+            await verifier.verify(token)
+    finally:
+        await admin.stop()
+
+
+async def test_a_verifier_answers_503_until_its_revocations_are_loaded(
+    bus: Bus, issuer: TokenIssuer
+) -> None:
+    revocations = RevocationList(bus)
+    verifier = TokenVerifier(
+        StaticKeys.from_jwks(issuer.jwks()),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        revocations=revocations,
+    )
+    token = issuer.issue("user-1", tenant_id="acme")
+    # Not started: a revoked token would look valid, so nothing passes (fail closed).
+    with pytest.raises(Unavailable, match="revocations are not loaded"):
+        await verifier.verify(token)
+    await started(revocations)
+    try:
+        assert (await verifier.verify(token)).subject == "user-1"
+    finally:
+        await revocations.stop()
+
+
+async def test_a_restarted_list_loads_what_changed_while_it_was_stopped(
+    bus: Bus, service_bus: Bus
+) -> None:
+    admin = RevocationList(bus)
+    exp = time.time() + 600
+    await admin.revoke("before", exp)
+    seen = await started(RevocationList(service_bus, check_interval_s=0.1))
+    assert seen.is_revoked("before"), "revocations made before start are loaded on start"
+    assert seen.loads == 1
+
+    await seen.stop()
+    await admin.revoke("while-stopped", exp)
+    kv = await bus.kv(Bucket.REVOCATIONS)
+    await kv.delete("before")  # an operator taking a revocation back
+    assert not seen.is_revoked("while-stopped")
+
+    await seen.start()
+    try:
+        await eventually(lambda: seen.loads == 2)
+        assert seen.is_revoked("while-stopped")
+        assert not seen.is_revoked("before")
+        assert len(seen) == 1
+        # And it follows changes again after the reload.
+        await admin.revoke("after", exp)
+        await eventually(lambda: seen.is_revoked("after"))
+    finally:
+        await seen.stop()
+
+
+async def test_the_list_reloads_after_nats_restarts(
+    platform_settings: PlatformSettings, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = start_nats(tmp_path / "nats", port=port)
+    settings = platform_settings.model_copy(update={"nats_url": server.url})
+    own, admin_bus = Bus(settings, "acd"), Bus(settings, "admin")
+    seen = RevocationList(own, check_interval_s=0.1)
+    try:
+        await own.connect(attempts=3)
+        await own.provision()
+        await admin_bus.connect(attempts=3)
+        admin = RevocationList(admin_bus)
+        await started(seen)
+        await admin.revoke("before-restart", time.time() + 600)
+        await eventually(lambda: seen.is_revoked("before-restart"))
+
+        server.stop()
+        await eventually(lambda: not own.connected)
+        server = start_nats(tmp_path / "nats", port=port)
+        await eventually(lambda: own.connected and admin_bus.connected, timeout=30)
+        await eventually(lambda: seen.loads == 2, timeout=30)
+        assert seen.is_revoked("before-restart")
+
+        await eventually(lambda: admin_bus.connected, timeout=30)
+        await admin.revoke("after-restart", time.time() + 600)
+        await eventually(lambda: seen.is_revoked("after-restart"), timeout=30)
+    finally:
+        await seen.stop()
+        await own.close()
+        await admin_bus.close()
+        server.stop()
+
+
+async def test_entries_of_dead_tokens_are_dropped(bus: Bus, service_bus: Bus) -> None:
+    clock = WallClock()
+    seen = await started(
+        RevocationList(service_bus, check_interval_s=0.05, prune_interval_s=0.05, clock=clock)
+    )
+    kv = await bus.kv(Bucket.REVOCATIONS)
+    try:
+        # Written late, for a token already dead: never taken in.
+        await kv.put("long-dead", str(int(clock.now) - 3600).encode())
+        await RevocationList(bus).revoke("alive", clock.now + 600)
+        await eventually(lambda: seen.is_revoked("alive"))  # the watcher is past "long-dead"
+        assert not seen.is_revoked("long-dead")
+        assert len(seen) == 1
+
+        # Past exp the token is refused as expired anyway; past the grace the entry goes.
+        clock.now += 600 + seen.grace_s / 2
+        assert seen.prune() == 0
+        assert seen.is_revoked("alive"), "kept through the verifiers' leeway"
+        clock.now += seen.grace_s
+        await eventually(lambda: len(seen) == 0)
+        assert not seen.is_revoked("alive")
+    finally:
+        await seen.stop()
+
+
+async def test_a_revocation_without_a_readable_exp_is_kept_failing_closed(
+    bus: Bus, service_bus: Bus
+) -> None:
+    clock = WallClock()
+    seen = await started(RevocationList(service_bus, check_interval_s=0.1, clock=clock))
+    kv = await bus.kv(Bucket.REVOCATIONS)
+    try:
+        await kv.put("garbled", b"next tuesday")
+        await kv.put("far-future", str(int(clock.now) + 10 * 86400).encode())
+        await eventually(lambda: seen.is_revoked("garbled") and seen.is_revoked("far-future"))
+        # Kept no longer than the bucket keeps them, whatever the value claims.
+        clock.now += MAX_ACCESS_TTL.total_seconds() + seen.grace_s + 1
+        assert seen.prune() == 2
+    finally:
+        await seen.stop()
+
+
+@pytest.mark.parametrize(
+    ("jti", "exp", "field"),
+    [
+        ("has.dots", 0.0, "jti"),
+        ("", 0.0, "jti"),
+        ("has space", 0.0, "jti"),
+        ("ok", float("nan"), "exp"),
+        ("ok", float("inf"), "exp"),
+    ],
+)
+async def test_revoke_refuses_what_cannot_be_a_revocation(
+    bus: Bus, jti: str, exp: float, field: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await RevocationList(bus).revoke(jti, exp)
+    assert caught.value.field == field
+
+
+def test_a_verifier_refuses_revocations_forgotten_before_its_leeway_ends(bus: Bus) -> None:
+    keys = StaticKeys(any_kid=[generate_signing_key().public_key()])
+    with pytest.raises(ValueError, match="grace_s must be at least"):
+        TokenVerifier(
+            keys,
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            leeway_s=30,
+            revocations=RevocationList(bus, grace_s=10),
+        )

@@ -151,7 +151,9 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(Bucket.PLACEMENT, 1, None, "where each tenant's data lives; clusters by name"),
     BucketSpec(Bucket.QUOTAS, 1, None, "per-tenant quota counters with their limits"),
     BucketSpec(Bucket.QUOTA_RATES, 1, 10.0, "per-second rate counters (calls per second)"),
-    BucketSpec(Bucket.REVOCATIONS, 1, 3600.0, "revoked access-token ids until they expire"),
+    # Longest access token (1 h) plus the verifiers' leeway and a margin: a revoked token must
+    # not outlive its entry, or a service started late would let it back in.
+    BucketSpec(Bucket.REVOCATIONS, 1, 3720.0, "revoked access-token ids until they expire"),
 )
 
 

@@ -7,12 +7,17 @@ signed it. Claims:
 ``iss``    issuer; must equal ``PlatformSettings.jwt_issuer``
 ``aud``    audience; must equal (or, as a list, contain) ``PlatformSettings.jwt_audience``
 ``sub``    the user id or API-key id (non-empty string)
-``exp``    expiry, seconds since the epoch
+``exp``    expiry, seconds since the epoch; at most ``MAX_ACCESS_TTL`` (1 h) after ``iat``
 ``iat``    issued at, seconds since the epoch (not in the future, beyond the leeway)
 ``nbf``    optional: not before, seconds since the epoch
-``jti``    token id (non-empty string): audit, revocation
+``jti``    token id (non-empty string): audit, revocation (the key in ``RevocationList``)
 ``tid``    tenant id (a valid tenant slug); absent on operator tokens, required otherwise
 ``roles``  list of role names (see ``Role``); ``"operator"`` only on operator tokens
+``perms``  list of permission names (see ``callmesh.core.permissions.Permission``): what the
+           subject may do in its tenant, its roles' sets after the tenant's overrides. Absent
+           on operator tokens (they hold every permission); absent on tokens issued before
+           the claim existed (then the roles' default sets apply). Names this code does not
+           know are kept as they are, so an older service tolerates a newer permission.
 ``op``     ``true`` on operator tokens; absent or ``false`` otherwise
 ``typ``    ``"access"``
 =========  ========================================================================
@@ -21,72 +26,89 @@ Verification accepts EdDSA only (``alg: none``, HS256 keyed with the public key,
 refused before any key is touched), checks ``exp``/``nbf``/``iat`` with a small leeway, then
 ``iss``, ``aud``, ``typ`` and the shape of every claim, and yields a ``Principal``. Every failure
 is ``Unauthenticated`` with a message naming what was wrong and ``details.reason`` as a code
-(``expired``, ``signature``, ``unknown_key``, ``issuer``, ``audience``, ``malformed``, …).
+(``expired``, ``signature``, ``unknown_key``, ``issuer``, ``audience``, ``malformed``,
+``revoked``, …).
 
 Keys come from a ``KeySource``: ``StaticKeys`` (PEM text or file, a JWK or a JWKS document) or
 ``JwksKeys`` (admin's JWKS URL, cached for a TTL, refetched when a token names an unknown ``kid``
 but at most once per ``min_refetch_interval_s``). Admin should publish a new key in its JWKS at
 least one TTL before signing with it, so rotation never depends on the refetch.
 
+Revocation (logout): tokens are verified locally, so a revoked token must be known to every
+service without asking admin. Admin calls ``RevocationList.revoke(jti, exp)``, which writes the
+KV bucket ``revocations`` (key = ``jti``, value = ``exp``; the bucket's TTL, at least
+``MAX_ACCESS_TTL``, forgets entries once their tokens are dead). Every service runs a
+``RevocationList`` that watches the bucket into an in-memory set (reloaded after a reconnect) and
+hands it to its ``TokenVerifier``, which then refuses a revoked token (``revoked``) at the cost of
+one set lookup, and answers 503 until the list has loaded.
+
 HTTP: the service's composition root (``app.py``) sets ``app.state.token_verifier`` (usually
-``verifier_from_settings(settings.platform)``) and calls
+``verifier_from_settings(settings.platform, revocations=...)``) and calls
 ``callmesh.core.http.install_error_handlers(app)``; routes then depend on ``get_principal``,
-``tenant_principal``, ``operator_principal`` or ``require_roles(...)`` (or the ``Annotated``
-aliases ``CurrentPrincipal``, ``TenantPrincipal``, ``OperatorPrincipal``).
+``tenant_principal``, ``operator_principal``, ``require_permission(...)``,
+``require_tenant_permission(...)`` or ``require_roles(...)`` (or the ``Annotated`` aliases
+``CurrentPrincipal``, ``TenantPrincipal``, ``OperatorPrincipal``). Prefer permissions to roles:
+a tenant can change what a role may do, not which roles a route names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import random
+import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path as FilePath
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import httpx
 import jwt
+import nats.errors
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from starlette.requests import HTTPConnection
 
 from callmesh.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable
+from callmesh.core.permissions import (
+    ALL_PERMISSIONS,
+    PERMISSION_NAMES,
+    ROLE_NAMES,
+    default_permissions,
+    parse_permissions,
+)
+from callmesh.core.permissions import Role as Role
 from callmesh.core.settings import PlatformSettings
-from callmesh.proto.subjects import check_tenant_id
+from callmesh.proto.subjects import Bucket, check_tenant_id
+
+if TYPE_CHECKING:
+    from callmesh.core.bus import Bus
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "access"
-# A real token is well under 1 KiB; refusing huge ones early keeps parsing cheap for attackers too.
+# A real token is about 1.5 KiB at most (a tenant admin's ``perms`` lists every permission);
+# refusing huge ones early keeps parsing cheap for attackers too.
 MAX_TOKEN_LENGTH = 8192
 _REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "typ", "roles"]
-
-
-class Role(StrEnum):
-    """Role names carried in the ``roles`` claim."""
-
-    OPERATOR = "operator"
-    TENANT_ADMIN = "tenant_admin"
-    SUPERVISOR = "supervisor"
-    AGENT = "agent"
-    QA = "qa"
-    WFM_PLANNER = "wfm_planner"
-    REPORT_VIEWER = "report_viewer"
-
-
-_ROLE_NAMES = frozenset(role.value for role in Role)
+# Revocations are kept in a KV bucket whose TTL (1 h) must outlast every access token: a token
+# living longer would come back to life once its revocation expired.
+MAX_ACCESS_TTL = timedelta(hours=1)
+# Token ids are KV keys in the revocations bucket (and safe in logs): no dots, no spaces.
+_TOKEN_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +121,8 @@ class Principal:
     is_operator: bool
     token_id: str
     expires_at: datetime
+    # Names as the token carried them: a newer admin's permissions are kept, not dropped.
+    permissions: frozenset[str] = frozenset()
 
     def grants_tenant(self, tenant_id: str) -> bool:
         """Whether this principal may act on ``tenant_id`` (operators may act on any)."""
@@ -107,6 +131,14 @@ class Principal:
     def has_any_role(self, *roles: str) -> bool:
         """Whether this principal holds at least one of ``roles`` (operators hold them all)."""
         return self.is_operator or not self.roles.isdisjoint(roles)
+
+    def has_permission(self, permission: str) -> bool:
+        """Whether this principal holds ``permission`` (operators hold every permission)."""
+        return self.is_operator or permission in self.permissions
+
+    def has_any_permission(self, *permissions: str) -> bool:
+        """Whether this principal holds at least one of ``permissions`` (operators hold all)."""
+        return self.is_operator or not self.permissions.isdisjoint(permissions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,10 +273,17 @@ class TokenIssuer:
         tenant_id: str | None = None,
         roles: Iterable[str] = (),
         operator: bool = False,
+        permissions: Iterable[str] | None = None,
+        token_id: str | None = None,
         ttl: timedelta = timedelta(minutes=15),
         now: datetime | None = None,
     ) -> str:
-        """A signed access token for a tenant's subject, or for an operator (``operator=True``)."""
+        """A signed access token for a tenant's subject, or for an operator (``operator=True``).
+
+        ``permissions`` (admin passes ``permissions.resolve(roles, tenant_overrides)``) become
+        the ``perms`` claim; None issues the roles' default sets. Operator tokens carry none.
+        ``token_id`` (the ``jti``, random by default) lets admin record the token it revokes.
+        """
         if not subject:
             raise InvalidInput("sub", "must not be empty")
         if operator and tenant_id is not None:
@@ -257,15 +296,34 @@ class TokenIssuer:
             except ValueError as err:
                 raise InvalidInput("tid", "must be a tenant id", str(err)) from err
         role_set = set(roles)
-        unknown = role_set - _ROLE_NAMES
+        unknown = role_set - ROLE_NAMES
         if unknown:
             raise InvalidInput("roles", f"unknown roles: {', '.join(sorted(unknown))}")
         if operator:
             role_set.add(Role.OPERATOR)
         elif Role.OPERATOR in role_set:
             raise InvalidInput("roles", "'operator' is only for operator tokens")
+        granted: frozenset[str] | None = None
+        if operator:
+            if permissions is not None:
+                raise InvalidInput("perms", "an operator token holds every permission; give none")
+        elif permissions is None:
+            granted = default_permissions(role_set)
+        else:
+            granted = parse_permissions(permissions, "perms")
+        if token_id is None:
+            token_id = secrets.token_urlsafe(16)
+        elif not _TOKEN_ID_RE.fullmatch(token_id):
+            raise InvalidInput("jti", "must be 1-128 letters, digits, '-' or '_'")
         if ttl <= timedelta(0):
             raise InvalidInput("ttl", "must be positive")
+        if ttl > MAX_ACCESS_TTL:
+            raise InvalidInput(
+                "ttl",
+                "must be at most 1 h (MAX_ACCESS_TTL)",
+                f"ttl: {ttl} is longer than MAX_ACCESS_TTL ({MAX_ACCESS_TTL}); revocations are "
+                "kept only that long, so a longer-lived token could outlive its logout",
+            )
         issued = now if now is not None else datetime.now(UTC)
         if issued.tzinfo is None:
             raise ValueError("now: must be timezone-aware")
@@ -275,7 +333,7 @@ class TokenIssuer:
             "sub": subject,
             "iat": int(issued.timestamp()),
             "exp": int((issued + ttl).timestamp()),
-            "jti": secrets.token_urlsafe(16),
+            "jti": token_id,
             "roles": sorted(str(role) for role in role_set),
             "typ": TOKEN_TYPE,
         }
@@ -283,6 +341,8 @@ class TokenIssuer:
             claims["op"] = True
         else:
             claims["tid"] = tenant_id
+        if granted is not None:
+            claims["perms"] = sorted(str(permission) for permission in granted)
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def jwk(self) -> dict[str, str]:
@@ -486,6 +546,183 @@ class JwksKeys:
 
 
 # ---------------------------------------------------------------------------------------------
+# Revocation
+
+# What a watcher's read gives when nothing happened within the check interval.
+_NO_UPDATE = object()
+
+
+def _check_token_id(jti: str) -> None:
+    if not isinstance(jti, str) or not _TOKEN_ID_RE.fullmatch(jti):
+        raise InvalidInput("jti", "must be 1-128 letters, digits, '-' or '_'")
+
+
+class RevocationList:
+    """Revoked token ids known to every service: the KV bucket ``revocations`` watched into memory.
+
+    ``is_revoked`` is a dict lookup, never I/O. A background task (``start``) loads the bucket's
+    entries, sets ``ready``, then follows its changes; after a NATS reconnect it loads the bucket
+    afresh (revocations made or deleted while this process was cut off are then known) and swaps
+    the result in whole, so the old set keeps serving while the new one loads. An entry is
+    forgotten when its KV entry is deleted, or once its token is dead: ``exp`` plus ``grace_s``
+    (keep it at least the verifiers' leeway). The bucket's TTL drops entries on the server
+    without telling watchers; the ``exp`` rule does the same in memory, so the set holds at most
+    the revocations of the last ``MAX_ACCESS_TTL``.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        grace_s: float = 60.0,
+        check_interval_s: float = 1.0,
+        prune_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._bus = bus
+        self.grace_s = grace_s
+        self._check_interval_s = check_interval_s
+        self._prune_interval_s = prune_interval_s
+        self._clock = clock
+        # jti -> when the entry may be forgotten, in seconds since the epoch (exp is wall time).
+        self._revoked: dict[str, float] = {}
+        self._kv: KeyValue | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._next_prune = -math.inf
+        self.ready = asyncio.Event()
+        self.loads = 0
+
+    def __len__(self) -> int:
+        return len(self._revoked)
+
+    def is_revoked(self, jti: str) -> bool:
+        """Whether the token with this ``jti`` has been revoked (a set lookup, no I/O)."""
+        return jti in self._revoked
+
+    async def start(self) -> None:
+        """Start watching the bucket; ``ready`` is set once its current entries are loaded."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="revocations")
+
+    async def stop(self) -> None:
+        """Stop watching; the revocations known so far stay in memory."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def revoke(self, jti: str, exp: datetime | float) -> None:
+        """Revoke the token ``jti`` (expiring at ``exp``) for every service: admin, at logout."""
+        _check_token_id(jti)
+        expires = exp.timestamp() if isinstance(exp, datetime) else float(exp)
+        if not math.isfinite(expires):
+            raise InvalidInput("exp", "must be a finite time")
+        now = self._clock()
+        if expires > now + MAX_ACCESS_TTL.total_seconds() + self.grace_s:
+            # Only a token issued past MAX_ACCESS_TTL (or a wrong clock) gets here: the bucket
+            # will forget the revocation while the token still lives.
+            log.warning("revoked token outlives the revocations bucket", extra={"jti": jti})
+        try:
+            kv = await self._bucket()
+            await kv.put(jti, str(math.ceil(expires)).encode("ascii"))
+        except (nats.errors.Error, TimeoutError) as err:
+            raise Unavailable("the revocation cannot be recorded now; retry") from err
+        # Refused here at once, not only when the watcher echoes the entry back.
+        self._admit(self._revoked, jti, expires, now)
+
+    def prune(self) -> int:
+        """Forget the revocations of tokens dead by now; returns how many were forgotten."""
+        now = self._clock()
+        dead = [jti for jti, until in self._revoked.items() if until <= now]
+        for jti in dead:
+            del self._revoked[jti]
+        self._next_prune = now + self._prune_interval_s
+        return len(dead)
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            self._kv = await self._bus.kv(Bucket.REVOCATIONS)
+        return self._kv
+
+    def _admit(self, into: dict[str, float], jti: str, expires: float, now: float) -> None:
+        # The bucket keeps an entry at most MAX_ACCESS_TTL, so memory need not keep it longer;
+        # the cap also stops a bogus far-future exp from pinning the entry.
+        until = min(expires, now + MAX_ACCESS_TTL.total_seconds()) + self.grace_s
+        if until > now:
+            into[jti] = until
+        else:
+            into.pop(jti, None)
+
+    def _apply(self, into: dict[str, float], entry: KeyValue.Entry, now: float) -> None:
+        if entry.operation in (KV_DEL, KV_PURGE):
+            into.pop(entry.key, None)
+            return
+        try:
+            expires = float((entry.value or b"").decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            expires = math.nan
+        if not math.isfinite(expires):
+            # Not written by revoke(): fail closed, for as long as any token can live.
+            log.warning("revocation without a readable exp", extra={"jti": entry.key})
+            expires = now + MAX_ACCESS_TTL.total_seconds()
+        self._admit(into, entry.key, expires, now)
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._follow()
+                delay = 0.2
+                continue
+            except (nats.errors.Error, TimeoutError, Unavailable) as err:
+                log.warning("watching token revocations failed, retrying: %s", err)
+            except Exception:
+                # A bug must not leave every service with a list that silently stopped following.
+                log.exception("watching token revocations crashed, retrying")
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+
+    async def _follow(self) -> None:
+        """Load the bucket afresh, then apply its changes until NATS reconnects."""
+        nc = self._bus.nc
+        reconnects = nc.stats["reconnects"]
+        kv = await self._bucket()
+        watcher = await kv.watchall()
+        loading: dict[str, float] | None = {}
+        try:
+            while True:
+                # Not watcher.updates(): its asyncio.wait_for can swallow our cancellation on
+                # Python 3.11 when an entry arrives at the same moment, and stop() would hang.
+                try:
+                    async with asyncio.timeout(self._check_interval_s):
+                        update = await anext(watcher)
+                except TimeoutError:
+                    update = _NO_UPDATE
+                except StopAsyncIteration:
+                    return  # the watcher was stopped under us: watch again
+                now = self._clock()
+                if update is None:
+                    # The watcher's marker: every entry the bucket held at the start is in.
+                    if loading is not None:
+                        self._revoked, loading = loading, None
+                        self.loads += 1
+                        self.ready.set()
+                        log.info("token revocations loaded", extra={"count": len(self._revoked)})
+                elif isinstance(update, KeyValue.Entry):
+                    self._apply(self._revoked if loading is None else loading, update, now)
+                if now >= self._next_prune:
+                    self.prune()
+                # The watcher's consumer may not have survived (a restarted server forgets it),
+                # and what changed meanwhile was never delivered: reload rather than trust it.
+                if nc.stats["reconnects"] != reconnects:
+                    log.info("reconnected to NATS: reloading token revocations")
+                    return
+        finally:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+
+# ---------------------------------------------------------------------------------------------
 # Verification
 
 
@@ -526,12 +763,22 @@ class TokenVerifier:
     """Verifies access tokens against a key source and turns their claims into a Principal."""
 
     def __init__(
-        self, keys: KeySource, *, issuer: str, audience: str, leeway_s: float = 30.0
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_s: float = 30.0,
+        revocations: RevocationList | None = None,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
+        if revocations is not None and revocations.grace_s < leeway_s:
+            # A revoked token is accepted up to leeway_s past its exp: its entry must last as long.
+            raise ValueError("revocations: grace_s must be at least the verifier's leeway_s")
+        self.revocations = revocations
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises Unauthenticated saying what was wrong."""
@@ -558,7 +805,15 @@ class TokenVerifier:
                 raise _translate(err) from err
         if claims is None:
             raise _translate(last or jwt.InvalidSignatureError()) from last
-        return self._principal(claims)
+        principal = self._principal(claims)
+        revocations = self.revocations
+        if revocations is not None:
+            # Fail closed: before the list has loaded, a revoked token would look valid.
+            if not revocations.ready.is_set():
+                raise Unavailable("token revocations are not loaded yet", reason="revocations")
+            if revocations.is_revoked(principal.token_id):
+                raise Unauthenticated("token has been revoked", reason="revoked")
+        return principal
 
     def _read_header(self, token: str) -> str | None:
         if not token or len(token) > MAX_TOKEN_LENGTH:
@@ -615,6 +870,19 @@ class TokenVerifier:
             # The role name must not let a tenant token pass an operator check made by role.
             if Role.OPERATOR in roles:
                 raise _malformed("role 'operator' on a token without 'op'")
+        permissions: frozenset[str]
+        if "perms" in claims:
+            perms = claims["perms"]
+            if operator:
+                raise _malformed("an operator token must not carry 'perms'")
+            if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
+                raise _malformed("claim 'perms' must be a list of strings")
+            permissions = frozenset(perms)
+        elif operator:
+            permissions = ALL_PERMISSIONS
+        else:
+            # Issued before the claim existed: what the roles grant by default.
+            permissions = default_permissions(roles)
         return Principal(
             subject=subject,
             tenant_id=tenant_id,
@@ -622,10 +890,16 @@ class TokenVerifier:
             is_operator=operator,
             token_id=token_id,
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            permissions=permissions,
         )
 
 
-def verifier_from_settings(settings: PlatformSettings, *, leeway_s: float = 30.0) -> TokenVerifier:
+def verifier_from_settings(
+    settings: PlatformSettings,
+    *,
+    leeway_s: float = 30.0,
+    revocations: RevocationList | None = None,
+) -> TokenVerifier:
     """The verifier the settings describe: ``jwks_url`` or ``jwt_public_key`` (one of them)."""
     if settings.jwks_url and settings.jwt_public_key:
         raise ValueError("set one of CALLMESH_JWKS_URL and CALLMESH_JWT_PUBLIC_KEY, not both")
@@ -637,7 +911,11 @@ def verifier_from_settings(settings: PlatformSettings, *, leeway_s: float = 30.0
     else:
         raise ValueError("token verification needs CALLMESH_JWKS_URL or CALLMESH_JWT_PUBLIC_KEY")
     return TokenVerifier(
-        keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, leeway_s=leeway_s
+        keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway_s=leeway_s,
+        revocations=revocations,
     )
 
 
@@ -722,6 +1000,57 @@ def require_roles(
         return principal
 
     return holds_a_role
+
+
+def _check_required(permissions: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if not permissions:
+        raise ValueError(f"{what}: name at least one permission")
+    needed = tuple(str(permission) for permission in permissions)
+    # A typo here would lock a route for everyone but operators: say so at import time.
+    unknown = [name for name in needed if name not in PERMISSION_NAMES]
+    if unknown:
+        raise ValueError(f"{what}: unknown permissions: {', '.join(unknown)}")
+    return needed
+
+
+def _refusal(needed: tuple[str, ...]) -> Forbidden:
+    if len(needed) == 1:
+        return Forbidden(f"requires permission {needed[0]}", permissions=list(needed))
+    return Forbidden(
+        f"requires one of the permissions: {', '.join(needed)}", permissions=list(needed)
+    )
+
+
+def require_permission(
+    *permissions: str,
+) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """A dependency passing principals that hold at least one of ``permissions`` (403 otherwise)."""
+    needed = _check_required(permissions, "require_permission")
+
+    async def holds_a_permission(
+        principal: Annotated[Principal, Depends(get_principal)],
+    ) -> Principal:
+        if not principal.has_any_permission(*needed):
+            raise _refusal(needed)
+        return principal
+
+    return holds_a_permission
+
+
+def require_tenant_permission(
+    *permissions: str,
+) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """For routes ``/v1/t/{tenant}/…``: ``tenant_principal`` plus one of ``permissions``."""
+    needed = _check_required(permissions, "require_tenant_permission")
+
+    async def holds_a_permission_here(
+        principal: Annotated[Principal, Depends(tenant_principal)],
+    ) -> Principal:
+        if not principal.has_any_permission(*needed):
+            raise _refusal(needed)
+        return principal
+
+    return holds_a_permission_here
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -27,12 +27,13 @@ from google.protobuf.message import Message
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from callmesh.core import telemetry
-from callmesh.core.auth import verifier_from_settings
+from callmesh.core.auth import RevocationList, verifier_from_settings
 from callmesh.core.bus import Bus, RequestHandler, Subscription
 from callmesh.core.http import install_error_handlers
 from callmesh.core.logging import configure_logging
 from callmesh.core.settings import ServiceSettings
 from callmesh.core.store import CollectionSpec, Store
+from callmesh.core.tenancy import TenantGate
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,10 @@ class Runtime:
         self.settings = definition.settings
         self.platform = definition.settings.platform
         self.bus = Bus(self.platform, definition.name)
+        # Every service refuses revoked (logged-out) tokens and knows suspended tenants without
+        # asking admin: both are KV buckets watched into memory.
+        self.revocations = RevocationList(self.bus)
+        self.tenant_gate = TenantGate(self.bus)
         self.store = Store(
             self.platform,
             collections=definition.collections,
@@ -104,6 +109,11 @@ class Runtime:
         """Reach NATS and MongoDB (retrying until reached), provision, then start taking work."""
         await self.bus.connect()
         await self.bus.provision()
+        await self.revocations.start()
+        await self.tenant_gate.start()
+        # Until loaded, verifiers answer 503 and the gate refuses: nothing slips through meanwhile.
+        await self.revocations.ready.wait()
+        await self.tenant_gate.ready.wait()
         delay = 0.2
         while not await self.store.ping():
             log.warning("MongoDB not reachable, retrying", extra={"uri": self.platform.mongodb_uri})
@@ -125,6 +135,8 @@ class Runtime:
         self.stopping = True
         self._ready.labels(self.name).set(0)
         grace = self.settings.shutdown_grace_s
+        await self.revocations.stop()
+        await self.tenant_gate.stop()
         with contextlib.suppress(Exception):
             await self.bus.drain(grace_s=grace)
         for hook in reversed(self.definition.on_stop):
@@ -143,6 +155,8 @@ class Runtime:
                 **({"error": self.start_error} if self.start_error else {}),
             },
             "nats": {"ok": self.bus.connected},
+            "revocations": {"ok": self.revocations.ready.is_set()},
+            "tenants": {"ok": self.tenant_gate.ready.is_set()},
         }
         began = time.perf_counter()
         try:
@@ -230,8 +244,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     platform = runtime.platform
+    app.state.tenant_gate = runtime.tenant_gate
     if platform.jwks_url or platform.jwt_public_key:
-        app.state.token_verifier = verifier_from_settings(platform)
+        app.state.token_verifier = verifier_from_settings(platform, revocations=runtime.revocations)
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
