@@ -92,7 +92,12 @@ def domain_error_response(err: DomainError) -> ProblemResponse:
     if err.status == HTTPStatus.INTERNAL_SERVER_ERROR:
         log.error("internal error %r", err, exc_info=err)
         return problem_response(err.status, err.code, "internal error")
-    return problem_response(err.status, err.code, err.message, details=err.details)
+    headers: dict[str, str] | None = None
+    retry_after = err.details.get("retry_after_s")
+    if isinstance(retry_after, int) and not isinstance(retry_after, bool) and retry_after >= 0:
+        # RFC 9110 10.2.3: tell a refused client (429, 503) when to come back.
+        headers = {"Retry-After": str(retry_after)}
+    return problem_response(err.status, err.code, err.message, details=err.details, headers=headers)
 
 
 def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:

@@ -31,6 +31,7 @@ from callmesh.core.auth import RevocationList, verifier_from_settings
 from callmesh.core.bus import Bus, RequestHandler, Subscription
 from callmesh.core.http import install_error_handlers
 from callmesh.core.logging import configure_logging
+from callmesh.core.ratelimit import TenantRateLimiter, install_rate_limiter
 from callmesh.core.settings import ServiceSettings
 from callmesh.core.store import CollectionSpec, Store
 from callmesh.core.tenancy import TenantGate
@@ -245,6 +246,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     platform = runtime.platform
     app.state.tenant_gate = runtime.tenant_gate
+    install_rate_limiter(app, TenantRateLimiter(platform.api_rate_per_s, platform.api_burst))
     if platform.jwks_url or platform.jwt_public_key:
         app.state.token_verifier = verifier_from_settings(platform, revocations=runtime.revocations)
     install_error_handlers(app)

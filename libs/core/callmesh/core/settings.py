@@ -43,6 +43,9 @@ class PlatformSettings(BaseSettings):
     bus_request_timeout_s: float = 5.0
     bus_ack_wait_s: float = 30.0
     bus_max_deliver: int = 5
+    # Per-tenant API rate limit of every service's tenant routes (per replica): rate and burst.
+    api_rate_per_s: float = 20.0
+    api_burst: int = 40
 
     @field_validator("subject_prefix")
     @classmethod

@@ -32,8 +32,5 @@ class AdminSettings(ServiceSettings):
     tenant_retention_days: int = 30
     # A tenant's SIP domain is <tenant>.<sip_domain_suffix>.
     sip_domain_suffix: str = "sip.callmesh.local"
-    # Per-tenant API rate limit (requests per second and burst), per replica.
-    api_rate_per_s: float = 20.0
-    api_burst: int = 40
     # The most numbers one range assignment may create.
     number_range_max: int = 10_000
