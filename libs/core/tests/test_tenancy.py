@@ -26,6 +26,7 @@ from callmesh.core.errors import (
     Unavailable,
 )
 from callmesh.core.http import install_error_handlers
+from callmesh.core.kvwatch import KvMirror
 from callmesh.core.servers import free_port, start_nats
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.store import Placement, Store
@@ -37,7 +38,6 @@ from callmesh.core.tenancy import (
     TenantInfo,
     TenantStatus,
     WritableTenant,
-    _BucketMirror,
     cluster_key,
     encode_cluster,
     encode_placement,
@@ -287,7 +287,7 @@ async def test_a_watch_whose_consumer_vanished_is_started_again(bus: Bus) -> Non
     def apply(changes: list[tuple[str, bytes | None]], initial: bool) -> None:
         seen.update(changes)
 
-    mirror = _BucketMirror(bus, Bucket.TENANTS, apply, liveness_s=0.2)
+    mirror = KvMirror(bus, Bucket.TENANTS, apply, liveness_s=0.2)
     mirror.start()
     try:
         await asyncio.wait_for(mirror.ready.wait(), 15)

@@ -55,12 +55,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import logging
 import math
-import random
 import re
 import secrets
 import time
@@ -78,10 +76,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.kv import KeyValue
 from starlette.requests import HTTPConnection
 
 from callmesh.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable
+from callmesh.core.kvwatch import ChangeBatch, KvMirror
 from callmesh.core.permissions import (
     ALL_PERMISSIONS,
     PERMISSION_NAMES,
@@ -548,9 +547,6 @@ class JwksKeys:
 # ---------------------------------------------------------------------------------------------
 # Revocation
 
-# What a watcher's read gives when nothing happened within the check interval.
-_NO_UPDATE = object()
-
 
 def _check_token_id(jti: str) -> None:
     if not isinstance(jti, str) or not _TOKEN_ID_RE.fullmatch(jti):
@@ -560,10 +556,9 @@ def _check_token_id(jti: str) -> None:
 class RevocationList:
     """Revoked token ids known to every service: the KV bucket ``revocations`` watched into memory.
 
-    ``is_revoked`` is a dict lookup, never I/O. A background task (``start``) loads the bucket's
-    entries, sets ``ready``, then follows its changes; after a NATS reconnect it loads the bucket
-    afresh (revocations made or deleted while this process was cut off are then known) and swaps
-    the result in whole, so the old set keeps serving while the new one loads. An entry is
+    ``is_revoked`` is a dict lookup, never I/O. ``start`` mirrors the bucket (``KvMirror``: its
+    entries, then every change, reloaded afresh after a NATS reconnect, so revocations made or
+    deleted while this process was cut off are known) and sets ``ready`` once loaded. An entry is
     forgotten when its KV entry is deleted, or once its token is dead: ``exp`` plus ``grace_s``
     (keep it at least the verifiers' leeway). The bucket's TTL drops entries on the server
     without telling watchers; the ``exp`` rule does the same in memory, so the set holds at most
@@ -581,16 +576,23 @@ class RevocationList:
     ) -> None:
         self._bus = bus
         self.grace_s = grace_s
-        self._check_interval_s = check_interval_s
         self._prune_interval_s = prune_interval_s
         self._clock = clock
         # jti -> when the entry may be forgotten, in seconds since the epoch (exp is wall time).
         self._revoked: dict[str, float] = {}
         self._kv: KeyValue | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._next_prune = -math.inf
-        self.ready = asyncio.Event()
-        self.loads = 0
+        self._mirror = KvMirror(bus, Bucket.REVOCATIONS, self._apply, poll_s=check_interval_s)
+        self._pruner: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set once the bucket's entries are loaded."""
+        return self._mirror.ready
+
+    @property
+    def loads(self) -> int:
+        """Complete loads of the bucket so far (one more after each reconnect or restart)."""
+        return self._mirror.loads
 
     def __len__(self) -> int:
         return len(self._revoked)
@@ -600,16 +602,18 @@ class RevocationList:
         return jti in self._revoked
 
     async def start(self) -> None:
-        """Start watching the bucket; ``ready`` is set once its current entries are loaded."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="revocations")
+        """Start mirroring the bucket; ``ready`` is set once its current entries are loaded."""
+        self._mirror.start()
+        if self._pruner is None:
+            self._pruner = asyncio.create_task(self._prune_forever(), name="revocations-prune")
 
     async def stop(self) -> None:
         """Stop watching; the revocations known so far stay in memory."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        pruner, self._pruner = self._pruner, None
+        if pruner is not None:
+            pruner.cancel()
+            await asyncio.gather(pruner, return_exceptions=True)
+        await self._mirror.stop()
 
     async def revoke(self, jti: str, exp: datetime | float) -> None:
         """Revoke the token ``jti`` (expiring at ``exp``) for every service: admin, at logout."""
@@ -628,7 +632,7 @@ class RevocationList:
         except (nats.errors.Error, TimeoutError) as err:
             raise Unavailable("the revocation cannot be recorded now; retry") from err
         # Refused here at once, not only when the watcher echoes the entry back.
-        self._admit(self._revoked, jti, expires, now)
+        self._admit(jti, expires, now)
 
     def prune(self) -> int:
         """Forget the revocations of tokens dead by now; returns how many were forgotten."""
@@ -636,90 +640,44 @@ class RevocationList:
         dead = [jti for jti, until in self._revoked.items() if until <= now]
         for jti in dead:
             del self._revoked[jti]
-        self._next_prune = now + self._prune_interval_s
         return len(dead)
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._prune_interval_s)
+            self.prune()
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
             self._kv = await self._bus.kv(Bucket.REVOCATIONS)
         return self._kv
 
-    def _admit(self, into: dict[str, float], jti: str, expires: float, now: float) -> None:
+    def _admit(self, jti: str, expires: float, now: float) -> None:
         # The bucket keeps an entry at most MAX_ACCESS_TTL, so memory need not keep it longer;
         # the cap also stops a bogus far-future exp from pinning the entry.
         until = min(expires, now + MAX_ACCESS_TTL.total_seconds()) + self.grace_s
         if until > now:
-            into[jti] = until
+            self._revoked[jti] = until
         else:
-            into.pop(jti, None)
+            self._revoked.pop(jti, None)
 
-    def _apply(self, into: dict[str, float], entry: KeyValue.Entry, now: float) -> None:
-        if entry.operation in (KV_DEL, KV_PURGE):
-            into.pop(entry.key, None)
-            return
-        try:
-            expires = float((entry.value or b"").decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            expires = math.nan
-        if not math.isfinite(expires):
-            # Not written by revoke(): fail closed, for as long as any token can live.
-            log.warning("revocation without a readable exp", extra={"jti": entry.key})
-            expires = now + MAX_ACCESS_TTL.total_seconds()
-        self._admit(into, entry.key, expires, now)
-
-    async def _run(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self._follow()
-                delay = 0.2
+    def _apply(self, changes: ChangeBatch, initial: bool) -> None:
+        now = self._clock()
+        for jti, value in changes:
+            if value is None:
+                self._revoked.pop(jti, None)
                 continue
-            except (nats.errors.Error, TimeoutError, Unavailable) as err:
-                log.warning("watching token revocations failed, retrying: %s", err)
-            except Exception:
-                # A bug must not leave every service with a list that silently stopped following.
-                log.exception("watching token revocations crashed, retrying")
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
-
-    async def _follow(self) -> None:
-        """Load the bucket afresh, then apply its changes until NATS reconnects."""
-        nc = self._bus.nc
-        reconnects = nc.stats["reconnects"]
-        kv = await self._bucket()
-        watcher = await kv.watchall()
-        loading: dict[str, float] | None = {}
-        try:
-            while True:
-                # Not watcher.updates(): its asyncio.wait_for can swallow our cancellation on
-                # Python 3.11 when an entry arrives at the same moment, and stop() would hang.
-                try:
-                    async with asyncio.timeout(self._check_interval_s):
-                        update = await anext(watcher)
-                except TimeoutError:
-                    update = _NO_UPDATE
-                except StopAsyncIteration:
-                    return  # the watcher was stopped under us: watch again
-                now = self._clock()
-                if update is None:
-                    # The watcher's marker: every entry the bucket held at the start is in.
-                    if loading is not None:
-                        self._revoked, loading = loading, None
-                        self.loads += 1
-                        self.ready.set()
-                        log.info("token revocations loaded", extra={"count": len(self._revoked)})
-                elif isinstance(update, KeyValue.Entry):
-                    self._apply(self._revoked if loading is None else loading, update, now)
-                if now >= self._next_prune:
-                    self.prune()
-                # The watcher's consumer may not have survived (a restarted server forgets it),
-                # and what changed meanwhile was never delivered: reload rather than trust it.
-                if nc.stats["reconnects"] != reconnects:
-                    log.info("reconnected to NATS: reloading token revocations")
-                    return
-        finally:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+            try:
+                expires = float(value.decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                expires = math.nan
+            if not math.isfinite(expires):
+                # Not written by revoke(): fail closed, for as long as any token can live.
+                log.warning("revocation without a readable exp", extra={"jti": jti})
+                expires = now + MAX_ACCESS_TTL.total_seconds()
+            self._admit(jti, expires, now)
+        if initial:
+            log.info("token revocations loaded", extra={"count": len(self._revoked)})
 
 
 # ---------------------------------------------------------------------------------------------
