@@ -27,6 +27,8 @@ from callmesh.core.servers import ManagedServer, ServerError, free_port, start_f
 
 HOST = "127.0.0.1"
 DATABASE = "callmesh"
+# This run's addresses, for commands run beside it (`callmesh admin create-operator --data DIR`).
+PLATFORM_ENV = "platform.env"
 DEFAULT_NATS_PORT = 4222
 DEFAULT_NATS_MONITOR_PORT = 8222
 DEFAULT_MONGODB_PORT = 27017
@@ -152,6 +154,7 @@ class Platform:
         self._taken: set[int] = set()
         self._reported: set[str] = set()
         self._temporary_dir: Path | None = None
+        self._mongodb_uri = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -205,10 +208,12 @@ class Platform:
         if self._stop.is_set():
             return 0
         mongodb_uri = self._start_mongodb()
+        self._mongodb_uri = mongodb_uri
         if self._stop.is_set():
             return 0
         for spec in self._service_specs(nats_url, mongodb_uri):
             self.supervisor.add(spec)
+        self._write_platform_env(nats_url, mongodb_uri)
         self.output.say(f"starting {', '.join(self.options.services)}")
         self.supervisor.start_all()
         outcome = self._wait_ready()
@@ -257,6 +262,44 @@ class Platform:
             raise click.ClickException(f"data dir {err.filename}: {err.strerror}") from err
         state = "created" if self.keys.created else "reusing"
         self.output.say(f"{state} development signing key {self.keys.private_path}")
+
+    def _write_platform_env(self, nats_url: str, mongodb_uri: str) -> None:
+        """Where this run's servers are, for `callmesh admin …` beside it (rewritten each run)."""
+        lines = [
+            "# written by `callmesh up`: this run's addresses (for `callmesh admin ... --data`)",
+            f"CALLMESH_NATS_URL={nats_url}",
+            f"CALLMESH_MONGODB_URI={mongodb_uri}",
+            f"CALLMESH_MONGODB_DATABASE={DATABASE}",
+        ]
+        lines += [
+            f"CALLMESH_ADMIN_URL={child.spec.url}"
+            for child in self.supervisor.children
+            if child.name == "admin"
+        ]
+        path = self.data / PLATFORM_ENV
+        try:
+            # The URI may carry credentials: readable by the owner only, like the keys.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
+            path.chmod(0o600)
+        except OSError as err:
+            self.output.say(f"{path}: {err.strerror} (callmesh admin --data will not find it)")
+
+    def _operator_exists(self) -> bool | None:
+        """Whether the platform has an operator yet (None when MongoDB cannot be asked)."""
+        from pymongo import MongoClient  # only here: `up` imports no service package
+        from pymongo.errors import PyMongoError
+
+        client: MongoClient[dict[str, object]] = MongoClient(
+            self._mongodb_uri, serverSelectionTimeoutMS=2000
+        )
+        try:
+            return client[DATABASE]["operators"].find_one({}, {"_id": 1}) is not None
+        except PyMongoError:
+            return None
+        finally:
+            client.close()
 
     # -- ports ---------------------------------------------------------------------------------
 
@@ -369,12 +412,20 @@ class Platform:
         )
         specs: list[ProcessSpec] = []
         base = self.options.base_port
+        jwks_url: str | None = None
         for service in SERVICES:
             if service.name not in self.options.services:
                 continue
             port = self.pick_port(base + service.offset if base else 0, service.name)
             prefix = f"CALLMESH_{service.name.upper()}_"
             env = {**common, f"{prefix}HTTP_HOST": HOST, f"{prefix}HTTP_PORT": str(port)}
+            if service.name == "admin":
+                # Admin issues the tokens (and verifies them with its own keys).
+                jwks_url = f"http://{HOST}:{port}/.well-known/jwks.json"
+            elif jwks_url is not None:
+                # The others verify with admin's JWKS; a URL and a public key are exclusive.
+                env.pop("CALLMESH_JWT_PUBLIC_KEY", None)
+                env["CALLMESH_JWKS_URL"] = jwks_url
             url = f"http://{HOST}:{port}"
             specs.append(
                 ProcessSpec(
@@ -454,10 +505,19 @@ class Platform:
         kept = "kept" if not self.temporary else "temporary, removed on exit"
         out.plain(f"  data      {self.data} ({kept})")
         out.plain(f"  media     {self.data / 'media'}")
-        if self.keys is not None:
-            out.plain(f"  dev key   {self.keys.private_path} (services verify with its .pub.pem)")
-        out.plain(f"  token     callmesh dev-token --data {self.data} --tenant demo")
-        out.plain("            (or --operator; a development token until admin issues real ones)")
+        admin = next((c for c in self.supervisor.children if c.name == "admin"), None)
+        if admin is None:
+            if self.keys is not None:
+                out.plain(f"  dev key   {self.keys.private_path} (services verify with it)")
+            out.plain(f"  token     callmesh dev-token --data {self.data} --tenant demo")
+            out.plain("            (or --operator; a development token: admin is not running)")
+        else:
+            if self._operator_exists() is False:
+                out.plain(
+                    "  first     create the first operator: "
+                    f"callmesh admin create-operator --data {self.data} --username …"
+                )
+            out.plain(f"  login     POST {admin.spec.url}/v1/auth/login (username, password)")
         out.plain("")
         out.plain("Ctrl-C stops everything (press it twice to force).")
         out.plain("")

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from callmesh.core.errors import DomainError
+from callmesh.core.errors import DomainError, InvalidInput
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -97,7 +97,13 @@ def domain_error_response(err: DomainError) -> ProblemResponse:
     if isinstance(retry_after, int) and not isinstance(retry_after, bool) and retry_after >= 0:
         # RFC 9110 10.2.3: tell a refused client (429, 503) when to come back.
         headers = {"Retry-After": str(retry_after)}
-    return problem_response(err.status, err.code, err.message, details=err.details, headers=headers)
+    extra: dict[str, Any] = {}
+    if isinstance(err, InvalidInput):
+        # One shape for every bad input: the same ``errors`` list request validation gives.
+        extra["errors"] = [{"field": err.field, "rule": err.rule, "message": err.message}]
+    return problem_response(
+        err.status, err.code, err.message, details=err.details, headers=headers, **extra
+    )
 
 
 def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:

@@ -8,6 +8,9 @@ numbers, sites and nodes), ``identity`` (login, tokens, keys, JWKS, API-key exch
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from fastapi import FastAPI
 
 from callmesh.admin.adapters import (
@@ -27,7 +30,7 @@ from callmesh.admin.service import identity as service_identity
 from callmesh.admin.service import operator as service_operator
 from callmesh.admin.service import tenant as service_tenant
 from callmesh.admin.service.audit import Auditor
-from callmesh.admin.service.context import AdminContext
+from callmesh.admin.service.context import AdminContext, utc_now
 from callmesh.admin.settings import AdminSettings
 from callmesh.core.bus import Subscription
 from callmesh.core.runtime import RequestRoute, Runtime, ServiceDefinition
@@ -35,9 +38,9 @@ from callmesh.core.runtime import RequestRoute, Runtime, ServiceDefinition
 __all__ = ["AdminSettings", "build"]
 
 
-def build(settings: AdminSettings) -> ServiceDefinition:
-    """The service as the runtime runs it."""
-    ctx = AdminContext(settings)
+def build(settings: AdminSettings, *, clock: Callable[[], datetime] = utc_now) -> ServiceDefinition:
+    """The service as the runtime runs it (tests pass their own clock)."""
+    ctx = AdminContext(settings, clock)
 
     async def start(runtime: Runtime) -> None:
         ctx.provide(runtime)
@@ -61,6 +64,7 @@ def build(settings: AdminSettings) -> ServiceDefinition:
         ]
 
     def configure(app: FastAPI, runtime: Runtime) -> None:
+        app.state.admin_context = ctx
         api_identity.configure_app(app, runtime, ctx)
 
     return ServiceDefinition(

@@ -34,3 +34,7 @@ class AdminSettings(ServiceSettings):
     sip_domain_suffix: str = "sip.callmesh.local"
     # The most numbers one range assignment may create.
     number_range_max: int = 10_000
+    # Purge of tenants past retention and KV reconciliation run at start and this often.
+    tenant_jobs_interval_s: float = 300.0
+    # A node whose last heartbeat is older than this is shown down.
+    node_stale_after_s: float = 15.0

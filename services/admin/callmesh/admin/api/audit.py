@@ -1,7 +1,7 @@
 """Audit log API: operator-wide (`/v1/operator/audit`) and per tenant (`/v1/t/{tenant}/audit`)."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the routes' dependencies are local to ``routers``
+# and FastAPI must evaluate them where they are (as strings they resolve to nothing).
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,7 +13,9 @@ from callmesh.admin.domain.audit import AuditEntry
 from callmesh.admin.ports.audit import AuditQuery
 from callmesh.admin.service.audit import Auditor
 from callmesh.admin.service.context import AdminContext
-from callmesh.core.auth import Principal, operator_principal, require_roles, tenant_principal
+from callmesh.core.auth import Principal, operator_principal, require_permission
+from callmesh.core.ratelimit import rate_limit
+from callmesh.core.tenancy import tenant_writable
 
 
 class ActorOut(BaseModel):
@@ -124,11 +126,11 @@ def routers(ctx: AdminContext) -> list[APIRouter]:
     @tenant.get(
         "/audit",
         response_model=PageOut[AuditEntryOut],
-        dependencies=[Depends(require_roles("tenant_admin"))],
+        dependencies=[Depends(require_permission("audit.read")), Depends(tenant_writable)],
     )
     async def search_tenant_audit(
         tenant: str,
-        _: Annotated[Principal, Depends(tenant_principal)],
+        _: Annotated[Principal, Depends(rate_limit())],
         filters: Annotated[AuditFilters, Depends()],
         audit: Annotated[Auditor, Depends(auditor)],
     ) -> PageOut[AuditEntryOut]:

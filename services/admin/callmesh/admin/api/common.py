@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict
@@ -39,3 +39,28 @@ Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 After = Annotated[
     str | None, Query(max_length=64, description="cursor: the `next` of the previous page")
 ]
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem+json, as ``callmesh.core.http`` writes it)."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    details: dict[str, Any] | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route answers (as problem+json)."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {
+        code: {
+            "model": Problem,
+            "description": "problem+json",
+            "content": {"application/problem+json": {"schema": ref}},
+        }
+        for code in codes
+    }
