@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -29,6 +30,36 @@ from callmesh.core.errors import DomainError, InvalidInput
 PROBLEM_JSON = "application/problem+json"
 
 log = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem+json): what every error response of every service carries."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    details: dict[str, Any] | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses answered as problem+json (for ``responses=``)."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {
+        code: {
+            "model": Problem,
+            "description": HTTPStatus(code).phrase,
+            "content": {PROBLEM_JSON: {"schema": ref}},
+        }
+        for code in codes
+    }
+
+
+# Every service's app documents these on every route (the runtime passes them to FastAPI): any
+# route can be refused for auth, rate, a suspended tenant, bad input or a dependency down.
+STANDARD_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 412, 422, 423, 428, 429, 503)
 
 # Codes for the errors Starlette raises itself (unknown route, wrong method, …).
 _HTTP_CODES: dict[int, str] = {

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from callmesh.core import telemetry
 from callmesh.core.auth import RevocationList, verifier_from_settings
 from callmesh.core.bus import Bus, RequestHandler, Subscription
-from callmesh.core.http import install_error_handlers
+from callmesh.core.http import STANDARD_PROBLEMS, install_error_handlers
 from callmesh.core.logging import configure_logging
 from callmesh.core.ratelimit import TenantRateLimiter, install_rate_limiter
 from callmesh.core.settings import ServiceSettings
@@ -242,6 +242,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         title=f"callmesh {runtime.name}",
         version=_package_version(),
         lifespan=lifespan,
+        responses=STANDARD_PROBLEMS,
     )
     app.state.runtime = runtime
     platform = runtime.platform

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict
 
 from callmesh.admin.domain.common import Actor, ActorKind
 from callmesh.core.auth import Principal
+from callmesh.core.http import Problem, problem_responses
+
+# Re-exported for the routers: ``problems(404, 409)`` documents a route's own error answers.
+problems = problem_responses
+__all__ = ["After", "Limit", "PageOut", "Problem", "actor_of", "problems"]
 
 T = TypeVar("T")
 
@@ -39,28 +44,3 @@ Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 After = Annotated[
     str | None, Query(max_length=64, description="cursor: the `next` of the previous page")
 ]
-
-
-class Problem(BaseModel):
-    """An error (RFC 9457 problem+json, as ``callmesh.core.http`` writes it)."""
-
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str
-    details: dict[str, Any] | None = None
-    errors: list[dict[str, str]] | None = None
-
-
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route answers (as problem+json)."""
-    ref = {"$ref": "#/components/schemas/Problem"}
-    return {
-        code: {
-            "model": Problem,
-            "description": "problem+json",
-            "content": {"application/problem+json": {"schema": ref}},
-        }
-        for code in codes
-    }
