@@ -42,6 +42,8 @@ proto-lint: ## buf lint, and buf breaking against the last commit on main
 bench: setup ## run the benchmarks (tables on stdout, JSON in bench/results/)
 	$(RUN) python bench/bus_throughput.py
 	$(RUN) python bench/bridge.py
+	$(RUN) python bench/quota.py
+	$(RUN) python bench/admin_api.py  # needs wrk (Debian package)
 
 clean: ## remove caches and build products (keeps .venv and bin/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build bench/results
