@@ -18,7 +18,7 @@ from callmesh.admin.adapters.keys import Argon2Passwords
 from callmesh.admin.adapters.passwords import hash_password
 from callmesh.admin.adapters.store_audit import MongoAuditLog
 from callmesh.admin.adapters.store_identity import MongoOperators
-from callmesh.admin.app import AdminSettings, build
+from callmesh.admin.app import AdminSettings
 from callmesh.admin.domain.common import Actor
 from callmesh.admin.domain.identity import PasswordPolicy
 from callmesh.admin.domain.tokens import format_api_key, hash_secret, new_secret
@@ -34,7 +34,7 @@ from callmesh.core.auth import (
 )
 from callmesh.core.bus import Bus
 from callmesh.core.errors import Unauthenticated
-from callmesh.core.runtime import Runtime, create_app
+from callmesh.core.runtime import Runtime
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.tenancy import TenantInfo, TenantStatus
 from callmesh.proto.subjects import Bucket
@@ -149,19 +149,13 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def admin(platform_settings: PlatformSettings) -> AsyncIterator[Admin]:
+async def admin(platform_settings: PlatformSettings, run_admin: Any) -> AsyncIterator[Admin]:
     settings = AdminSettings(platform=platform_settings, login_max_failures=3)
-    runtime = Runtime(build(settings))
-    app = create_app(runtime)
-    async with app.router.lifespan_context(app):
-        await eventually(lambda: runtime.started.is_set() or runtime.start_error is not None, 60)
-        assert runtime.start_error is None, runtime.start_error
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as http:
-            instance = Admin(app, runtime, http, settings)
-            await instance.set_tenant("acme", TenantStatus.ACTIVE)
-            await instance.set_tenant("globex", TenantStatus.ACTIVE)
-            yield instance
+    async with run_admin(settings, base_url="http://admin.test") as running:
+        instance = Admin(running.app, running.runtime, running.http, settings)
+        await instance.set_tenant("acme", TenantStatus.ACTIVE)
+        await instance.set_tenant("globex", TenantStatus.ACTIVE)
+        yield instance
 
 
 # ---------------------------------------------------------------------------------------------

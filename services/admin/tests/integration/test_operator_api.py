@@ -21,17 +21,17 @@ from fastapi import FastAPI
 from nats.aio.msg import Msg
 from pymongo import AsyncMongoClient
 
-from callmesh.admin.app import AdminSettings, build
+from callmesh.admin.app import AdminSettings
 from callmesh.admin.domain.common import ActorKind
 from callmesh.admin.ports.audit import AuditQuery
 from callmesh.admin.service.audit import Auditor
 from callmesh.admin.service.context import AdminContext
 from callmesh.admin.service.operator import OperatorJobs
-from callmesh.core.auth import StaticKeys, TokenIssuer, TokenVerifier
+from callmesh.core.auth import TokenIssuer
 from callmesh.core.bus import Bus
 from callmesh.core.errors import QuotaExceeded
 from callmesh.core.quotas import QuotaKind, Quotas
-from callmesh.core.runtime import Runtime, create_app
+from callmesh.core.runtime import Runtime
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.tenancy import NumberDirectory, TenantStatus
 from callmesh.proto.subjects import Bucket, Domain
@@ -105,31 +105,6 @@ class Admin:
         return list(reversed(page.items))
 
 
-@contextlib.asynccontextmanager
-async def running(
-    settings: PlatformSettings, clock: Clock, key: Ed25519PrivateKey
-) -> AsyncIterator[Admin]:
-    """The admin app as it runs in production, with a test clock and a test token issuer."""
-    runtime = Runtime(build(AdminSettings(platform=settings), clock=clock))
-    app = create_app(runtime)
-    ctx: AdminContext = app.state.admin_context
-    issuer = TokenIssuer(key, KID, settings.jwt_issuer, settings.jwt_audience)
-    # The identity area installs its own verifier; tests sign with their key.
-    app.state.token_verifier = TokenVerifier(
-        StaticKeys({KID: key.public_key()}),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        revocations=runtime.revocations,
-    )
-    async with app.router.lifespan_context(app):
-        await eventually(lambda: runtime.started.is_set() or runtime.start_error, 60)
-        assert runtime.started.is_set(), runtime.start_error
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as http:
-            token = issuer.issue("op-1", operator=True)
-            yield Admin(http, app, runtime, ctx, issuer, {"Authorization": f"Bearer {token}"})
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -140,11 +115,31 @@ def signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
+@contextlib.asynccontextmanager
+async def running(
+    run_admin: Any, settings: PlatformSettings, clock: Clock, key: Ed25519PrivateKey
+) -> AsyncIterator[Admin]:
+    """The admin app as it runs in production, with a test clock and a test token issuer."""
+    async with run_admin(AdminSettings(platform=settings), clock=clock, trust=key) as running:
+        token = running.issuer.issue("op-1", operator=True)
+        yield Admin(
+            running.http,
+            running.app,
+            running.runtime,
+            running.ctx,
+            running.issuer,
+            {"Authorization": f"Bearer {token}"},
+        )
+
+
 @pytest.fixture
 async def admin(
-    platform_settings: PlatformSettings, clock: Clock, signing_key: Ed25519PrivateKey
+    platform_settings: PlatformSettings,
+    clock: Clock,
+    signing_key: Ed25519PrivateKey,
+    run_admin: Any,
 ) -> AsyncIterator[Admin]:
-    async with running(platform_settings, clock, signing_key) as instance:
+    async with running(run_admin, platform_settings, clock, signing_key) as instance:
         yield instance
 
 
@@ -325,9 +320,13 @@ async def test_kv_mirrors_follow_each_change(admin: Admin, bus: Bus) -> None:
 
 
 async def test_a_restart_puts_lost_kv_records_back_and_finishes_provisioning(
-    platform_settings: PlatformSettings, clock: Clock, signing_key: Ed25519PrivateKey, bus: Bus
+    platform_settings: PlatformSettings,
+    clock: Clock,
+    signing_key: Ed25519PrivateKey,
+    bus: Bus,
+    run_admin: Any,
 ) -> None:
-    async with running(platform_settings, clock, signing_key) as admin:
+    async with running(run_admin, platform_settings, clock, signing_key) as admin:
         await admin.create("acme", quotas={"ivr_flows": 2})
         # A creation cut short after its document was written: nothing else happened.
         operator = admin.runtime.store.operator()
@@ -344,7 +343,7 @@ async def test_a_restart_puts_lost_kv_records_back_and_finishes_provisioning(
     await (await bus.kv(Bucket.QUOTAS)).delete("acme.ivr_flows")
     await tenants.put("ghost", b'{"status": "active"}')
 
-    async with running(platform_settings, clock, signing_key) as admin:
+    async with running(run_admin, platform_settings, clock, signing_key) as admin:
         assert (await kv_json(bus, Bucket.TENANTS, "acme") or {})["status"] == "active"
         assert await kv_json(bus, Bucket.PLACEMENT, "tenant.acme") is not None
         assert await kv_json(bus, Bucket.QUOTAS, "acme.ivr_flows") == {"used": 0, "limit": 2}

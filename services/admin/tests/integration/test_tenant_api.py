@@ -14,17 +14,14 @@ import pytest
 from fastapi import FastAPI
 
 from callmesh.admin.adapters.store_audit import MongoAuditLog
-from callmesh.admin.app import AdminSettings, build
+from callmesh.admin.app import AdminSettings
 from callmesh.admin.ports.audit import AuditQuery
 from callmesh.core.auth import (
-    StaticKeys,
     TokenIssuer,
-    TokenVerifier,
     generate_signing_key,
-    public_key_pem,
 )
 from callmesh.core.bus import Bus
-from callmesh.core.runtime import Runtime, create_app
+from callmesh.core.runtime import Runtime
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.tenancy import SipDirectory, TenantInfo, TenantStatus
 from callmesh.proto.subjects import Bucket, Domain
@@ -84,33 +81,13 @@ class Platform:
 
 
 @pytest.fixture
-async def platform(platform_settings: PlatformSettings, bus: Bus) -> AsyncIterator[Platform]:
+async def platform(
+    platform_settings: PlatformSettings, bus: Bus, run_admin: Any
+) -> AsyncIterator[Platform]:
     # The API's per-tenant rate limit is not what these tests are about.
     settings = platform_settings.model_copy(update={"api_rate_per_s": 1e6, "api_burst": 1_000_000})
-    runtime = Runtime(build(AdminSettings(platform=settings)))
-    app = create_app(runtime)
-    key = generate_signing_key()
-    issuer = TokenIssuer(key, "test", settings.jwt_issuer, settings.jwt_audience)
-
-    def trust_issuer() -> None:
-        app.state.token_verifier = TokenVerifier(
-            StaticKeys.from_pem(public_key_pem(key)),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            revocations=runtime.revocations,
-        )
-
-    trust_issuer()
-    async with app.router.lifespan_context(app):
-        deadline = time.monotonic() + 30
-        while not runtime.started.is_set():
-            assert runtime.start_error is None, runtime.start_error
-            assert time.monotonic() < deadline, "admin did not start"
-            await asyncio.sleep(0.02)
-        trust_issuer()  # whatever the identity area installed at start
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as http:
-            yield Platform(http, runtime, issuer, bus, app)
+    async with run_admin(AdminSettings(platform=settings), trust=generate_signing_key()) as running:
+        yield Platform(running.http, running.runtime, running.issuer, bus, running.app)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -13,17 +13,14 @@ import httpx
 import pytest
 
 from callmesh.admin.adapters.store_audit import MongoAuditLog
-from callmesh.admin.app import AdminSettings, build
+from callmesh.admin.app import AdminSettings
 from callmesh.admin.ports.audit import AuditQuery
 from callmesh.core.auth import (
-    StaticKeys,
     TokenIssuer,
-    TokenVerifier,
     generate_signing_key,
-    public_key_pem,
 )
 from callmesh.core.bus import Bus
-from callmesh.core.runtime import Runtime, create_app
+from callmesh.core.runtime import Runtime
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.tenancy import TenantInfo, TenantStatus
 from callmesh.proto.subjects import Bucket
@@ -85,38 +82,20 @@ class Platform:
 
 
 @pytest.fixture
-async def platform(platform_settings: PlatformSettings, bus: Bus) -> AsyncIterator[Platform]:
+async def platform(
+    platform_settings: PlatformSettings, bus: Bus, run_admin: Any
+) -> AsyncIterator[Platform]:
     settings = platform_settings.model_copy(update={"api_rate_per_s": 1e6, "api_burst": 1_000_000})
-    runtime = Runtime(build(AdminSettings(platform=settings)))
-    app = create_app(runtime)
-    key = generate_signing_key()
-    issuer = TokenIssuer(key, "test", settings.jwt_issuer, settings.jwt_audience)
-
-    def trust_issuer() -> None:
-        app.state.token_verifier = TokenVerifier(
-            StaticKeys.from_pem(public_key_pem(key)),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            revocations=runtime.revocations,
-        )
-
-    trust_issuer()
-    async with app.router.lifespan_context(app):
+    async with run_admin(AdminSettings(platform=settings), trust=generate_signing_key()) as running:
+        runtime = running.runtime
         deadline = time.monotonic() + 30
-        while not runtime.started.is_set():
-            assert runtime.start_error is None, runtime.start_error
-            assert time.monotonic() < deadline, "admin did not start"
-            await asyncio.sleep(0.02)
-        trust_issuer()
         kv = await bus.kv(Bucket.TENANTS)
         for tenant_id in (A, B):
             await kv.put(tenant_id, TenantInfo(tenant_id, TenantStatus.ACTIVE).to_json())
         while not all(runtime.tenant_gate.is_active(t) for t in (A, B)):
             assert time.monotonic() < deadline, "the gate never saw the tenants"
             await asyncio.sleep(0.02)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as http:
-            yield Platform(http, runtime, issuer)
+        yield Platform(running.http, runtime, running.issuer)
 
 
 def calls_on(path: str, ident: str) -> list[tuple[str, str, dict[str, Any] | None]]:

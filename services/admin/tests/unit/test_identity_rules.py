@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from callmesh.admin.adapters.keys import AesGcmVault, ClearVault
-from callmesh.admin.domain.identity import LockoutPolicy, LoginState
+from callmesh.admin.domain.identity import LockoutPolicy, LoginState, check_email
 from callmesh.admin.domain.keys import KeyState, SigningKey, active_key, plan_rotation, timeline
 from callmesh.admin.domain.operators import (
     Operator,
     VersionMismatch,
-    check_email,
     check_keeps_an_operator,
     check_version,
 )

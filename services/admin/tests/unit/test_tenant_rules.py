@@ -25,7 +25,7 @@ from callmesh.admin.domain.devices import (
     sip_domain,
     tenant_of_domain,
 )
-from callmesh.admin.domain.identity import LoginState
+from callmesh.admin.domain.identity import LoginState, check_email
 from callmesh.admin.domain.roles import (
     RoleOverride,
     check_grant,
@@ -40,7 +40,6 @@ from callmesh.admin.domain.users import (
     User,
     VersionMismatch,
     VersionRequired,
-    check_email,
     check_keeps_an_admin,
     check_version,
     parse_version,

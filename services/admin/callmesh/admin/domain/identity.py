@@ -9,6 +9,10 @@ from datetime import datetime, timedelta
 from callmesh.core.errors import InvalidInput
 
 USERNAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+MAX_DISPLAY_NAME = 128
+# Deliberately loose: one '@', something on each side, a dot in the domain. Mail delivery is
+# the only real check of an address.
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 # The most common passwords that pass the length rule; refused whatever else they contain.
 _COMMON = frozenset(
@@ -28,6 +32,29 @@ def check_username(value: str, field: str = "username") -> str:
             field, "must be 1-64 lowercase letters, digits, '.', '_' or '-', not at the ends"
         )
     return value
+
+
+def check_display_name(value: str, field_name: str = "display_name") -> str:
+    """A display name: 1-128 printable characters once trimmed."""
+    text = value.strip()
+    if not text:
+        raise InvalidInput(field_name, "must not be empty")
+    if len(text) > MAX_DISPLAY_NAME:
+        raise InvalidInput(field_name, f"must be at most {MAX_DISPLAY_NAME} characters")
+    if not text.isprintable():
+        raise InvalidInput(field_name, "must not contain control characters")
+    return text
+
+
+def check_email(value: str | None, field_name: str = "email") -> str | None:
+    """An e-mail address (domain lowercased), or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) > 254 or not _EMAIL_RE.match(text):
+        raise InvalidInput(field_name, "must be an e-mail address (name@domain)")
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -10,13 +9,10 @@ from typing import Any
 
 from callmesh.admin.domain.identity import LoginState
 from callmesh.admin.domain.tokens import Account, AccountKind
-from callmesh.core.errors import Conflict, DomainError, InvalidInput
+from callmesh.core.errors import Conflict, DomainError
 from callmesh.core.permissions import Role
 
 OPERATOR_PREFIX = "opr"
-MAX_DISPLAY_NAME = 128
-# Loose on purpose: one '@', something each side, a dot in the domain; delivery is the real test.
-_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
 class VersionMismatch(DomainError):
@@ -24,29 +20,6 @@ class VersionMismatch(DomainError):
 
     code = "version_mismatch"
     status = 412
-
-
-def check_display_name(value: str, field_name: str = "display_name") -> str:
-    """A display name: 1-128 printable characters once trimmed."""
-    text = value.strip()
-    if not text:
-        raise InvalidInput(field_name, "must not be empty")
-    if len(text) > MAX_DISPLAY_NAME:
-        raise InvalidInput(field_name, f"must be at most {MAX_DISPLAY_NAME} characters")
-    if not text.isprintable():
-        raise InvalidInput(field_name, "must not contain control characters")
-    return text
-
-
-def check_email(value: str | None, field_name: str = "email") -> str | None:
-    """An e-mail address (domain lowercased), or None."""
-    if value is None:
-        return None
-    text = value.strip()
-    if len(text) > 254 or not _EMAIL_RE.match(text):
-        raise InvalidInput(field_name, "must be an e-mail address (name@domain)")
-    local, _, domain = text.rpartition("@")
-    return f"{local}@{domain.lower()}"
 
 
 def check_version(expected: int | None, current: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -13,34 +12,7 @@ from callmesh.core.errors import Conflict, DomainError, InvalidInput
 from callmesh.core.permissions import Role
 
 USER_PREFIX = "usr"
-MAX_DISPLAY_NAME = 128
 MAX_GROUPS = 100
-# Deliberately loose: one '@', something on each side, a dot in the domain. Mail delivery is
-# the only real check of an address.
-_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-
-
-def check_display_name(value: str, field_name: str = "display_name") -> str:
-    """A display name: 1-128 characters once trimmed, no control characters."""
-    text = value.strip()
-    if not text:
-        raise InvalidInput(field_name, "must not be empty")
-    if len(text) > MAX_DISPLAY_NAME:
-        raise InvalidInput(field_name, f"must be at most {MAX_DISPLAY_NAME} characters")
-    if any(not c.isprintable() for c in text):
-        raise InvalidInput(field_name, "must not contain control characters")
-    return text
-
-
-def check_email(value: str | None, field_name: str = "email") -> str | None:
-    """An e-mail address (domain lowercased), or None."""
-    if value is None:
-        return None
-    text = value.strip()
-    if len(text) > 254 or not _EMAIL_RE.match(text):
-        raise InvalidInput(field_name, "must be an e-mail address (name@domain)")
-    local, _, domain = text.rpartition("@")
-    return f"{local}@{domain.lower()}"
 
 
 def check_group_refs(groups: Sequence[str], field_name: str = "groups") -> tuple[str, ...]:

@@ -31,6 +31,8 @@ from callmesh.admin.domain.identity import (
     LockoutPolicy,
     LoginState,
     PasswordPolicy,
+    check_display_name,
+    check_email,
     check_username,
 )
 from callmesh.admin.domain.keys import (
@@ -44,8 +46,6 @@ from callmesh.admin.domain.keys import (
 from callmesh.admin.domain.operators import (
     OPERATOR_PREFIX,
     Operator,
-    check_display_name,
-    check_email,
     check_keeps_an_operator,
     check_version,
 )

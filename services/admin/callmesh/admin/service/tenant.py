@@ -17,6 +17,7 @@ from callmesh.admin.domain import apikeys as keys_rules
 from callmesh.admin.domain import calendars as cal_rules
 from callmesh.admin.domain import devices as dev_rules
 from callmesh.admin.domain import groups as group_rules
+from callmesh.admin.domain import identity as identity_rules
 from callmesh.admin.domain import users as user_rules
 from callmesh.admin.domain.apikeys import ApiKey
 from callmesh.admin.domain.calendars import Calendar, OpenState
@@ -221,8 +222,8 @@ class UserAdmin:
     ) -> User:
         """A new user; without a password it must get one (reset) before it can log in."""
         username = check_username(username)
-        name = user_rules.check_display_name(display_name or username)
-        mail = user_rules.check_email(email)
+        name = identity_rules.check_display_name(display_name or username)
+        mail = identity_rules.check_email(email)
         held = parse_tenant_roles(roles)
         check_grant(actor, held)
         member_of = user_rules.check_group_refs(groups)
@@ -284,9 +285,9 @@ class UserAdmin:
         check_may_manage(actor, before.roles, f"user {before.username}")
         fields: dict[str, Any] = {}
         if changes.display_name is not UNSET:
-            fields["display_name"] = user_rules.check_display_name(changes.display_name)
+            fields["display_name"] = identity_rules.check_display_name(changes.display_name)
         if changes.email is not UNSET:
-            fields["email"] = user_rules.check_email(changes.email)
+            fields["email"] = identity_rules.check_email(changes.email)
         if changes.roles is not UNSET:
             held = parse_tenant_roles(changes.roles)
             check_grant(actor, held)
