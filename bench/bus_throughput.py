@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +48,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from callmesh.core.bus import DUPLICATE_WINDOW_S, MSG_ID_HEADER, Bus, Delivery, Subscription
-from callmesh.core.servers import nats_server_binary, start_nats
+from callmesh.core.servers import nats_server_version, start_nats
 from callmesh.core.settings import PlatformSettings
 from callmesh.proto.subjects import EVENTS, Domain, Subjects, stream_of
 from callmesh.proto.v1 import common_pb2
@@ -413,14 +412,6 @@ def print_table(rows: Sequence[Row], paired: dict[str, float]) -> None:
         "publish ack (the consumer running alongside).\ncore/raw: median over the median of "
         "all raw runs; paired: over the raw runs interleaved with it (same phase)."
     )
-
-
-def nats_server_version() -> str:
-    """What ``nats-server --version`` says."""
-    out = subprocess.run(
-        [nats_server_binary(), "--version"], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip()
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from prometheus_client import REGISTRY
 from callmesh.core.bus import Bus
 from callmesh.core.errors import QuotaExceeded
 from callmesh.core.quotas import QuotaKind, Quotas
-from callmesh.core.servers import nats_server_binary, start_nats
+from callmesh.core.servers import nats_server_version, start_nats
 from callmesh.core.settings import PlatformSettings
 from callmesh.proto.subjects import Bucket
 
@@ -235,14 +234,6 @@ def print_table(rows: Sequence[Row]) -> None:
         "latency per call.\nconflicts/op: CAS races lost per take or release (each costs a "
         "re-read and a jittered pause)."
     )
-
-
-def nats_server_version() -> str:
-    """What ``nats-server --version`` says."""
-    out = subprocess.run(
-        [nats_server_binary(), "--version"], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip()
 
 
 def main() -> None:

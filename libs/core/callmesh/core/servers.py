@@ -74,6 +74,14 @@ def nats_server_binary() -> str:
     )
 
 
+def nats_server_version() -> str:
+    """What ``nats-server --version`` says (benchmarks record it with their results)."""
+    out = subprocess.run(
+        [nats_server_binary(), "--version"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
 def ferretdb_binary() -> str:
     """FerretDB from ``CALLMESH_FERRETDB_BIN``, the workspace's ``bin/`` or PATH."""
     configured = os.environ.get("CALLMESH_FERRETDB_BIN")
