@@ -17,14 +17,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from callmesh.admin.adapters.keys import Argon2Passwords, vault_for
-from callmesh.admin.adapters.store_identity import (
-    MongoAccounts,
-    MongoApiKeys,
-    MongoOperators,
-    MongoSessions,
-    MongoSigningKeys,
-)
 from callmesh.admin.domain.common import Actor, ActorKind, Page, is_id, new_id
 from callmesh.admin.domain.identity import (
     USERNAME_RE,
@@ -1103,6 +1095,16 @@ def config_from(settings: Any) -> IdentityConfig:
 
 async def start(ctx: AdminContext, runtime: Runtime) -> None:
     """Build this area's use cases on the connected runtime and provide them in ``ctx``."""
+    # Adapters are wired here, the area's composition step (imported late, as in every area).
+    from callmesh.admin.adapters.keys import Argon2Passwords, vault_for
+    from callmesh.admin.adapters.store_identity import (
+        MongoAccounts,
+        MongoApiKeys,
+        MongoOperators,
+        MongoSessions,
+        MongoSigningKeys,
+    )
+
     config = config_from(ctx.settings)
 
     def clock() -> datetime:
