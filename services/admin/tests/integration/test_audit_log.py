@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from callmesh.admin.adapters.store_audit import COLLECTIONS, MongoAuditLog
+from callmesh.admin.app import AdminSettings
 from callmesh.admin.domain.common import Actor, ActorKind
 from callmesh.admin.ports.audit import AuditQuery
 from callmesh.admin.service.audit import Auditor
+from callmesh.core.auth import generate_signing_key
 from callmesh.core.errors import InvalidInput
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.store import Store
@@ -105,3 +108,42 @@ async def test_bad_search_parameters_name_the_field(auditor: Auditor) -> None:
         await auditor.search(AuditQuery(limit=0))
     with pytest.raises(InvalidInput, match="since"):
         await auditor.search(AuditQuery(since=T0, until=T0 - timedelta(days=1)))
+
+
+async def test_the_audit_api_shows_the_operator_everything_and_a_tenant_admin_its_own(
+    platform_settings: PlatformSettings, run_admin: Any
+) -> None:
+    settings = platform_settings.model_copy(update={"api_rate_per_s": 1e6, "api_burst": 1_000_000})
+    async with run_admin(AdminSettings(platform=settings), trust=generate_signing_key()) as admin:
+        operator = {"Authorization": f"Bearer {admin.issuer.issue('op-1', operator=True)}"}
+        for slug in ("acme", "globex"):
+            made = await admin.http.post(
+                "/v1/operator/tenants",
+                json={"slug": slug, "name": slug.title(), "language": "en", "time_zone": "UTC"},
+                headers=operator,
+            )
+            assert made.status_code == 201, made.text
+
+        def tenant_user(*roles: str) -> dict[str, str]:
+            token = admin.issuer.issue("usr_1", tenant_id="acme", roles=roles)
+            return {"Authorization": f"Bearer {token}"}
+
+        everything = (await admin.http.get("/v1/operator/audit", headers=operator)).json()
+        assert {e["target_id"] for e in everything["items"]} >= {"acme", "globex"}
+        own = await admin.http.get("/v1/t/acme/audit", headers=tenant_user("tenant_admin"))
+        assert own.status_code == 200, own.text
+        assert {e["tenant_id"] for e in own.json()["items"]} == {"acme"}
+        # Naming the other tenant in the query changes nothing: the path decides.
+        sneaky = await admin.http.get(
+            "/v1/t/acme/audit?tenant=globex", headers=tenant_user("tenant_admin")
+        )
+        assert {e["tenant_id"] for e in sneaky.json()["items"]} == {"acme"}
+        other = await admin.http.get("/v1/t/globex/audit", headers=tenant_user("tenant_admin"))
+        assert other.status_code == 403
+        for role in ("supervisor", "agent"):
+            refused = await admin.http.get("/v1/t/acme/audit", headers=tenant_user(role))
+            assert refused.status_code == 403, role
+            assert "audit.read" in refused.json()["detail"]
+        bad = await admin.http.get("/v1/operator/audit?limit=0", headers=operator)
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "query.limit"
