@@ -33,8 +33,8 @@ from callmesh.core.http import STANDARD_PROBLEMS, install_error_handlers
 from callmesh.core.logging import configure_logging
 from callmesh.core.ratelimit import TenantRateLimiter, install_rate_limiter
 from callmesh.core.settings import ServiceSettings
-from callmesh.core.store import CollectionSpec, Store
-from callmesh.core.tenancy import TenantGate
+from callmesh.core.store import CollectionSpec, Placement, Store
+from callmesh.core.tenancy import KvPlacement, TenantGate
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,11 @@ class Runtime:
             collections=definition.collections,
             operator_access=definition.operator_access,
         )
+        # Where each tenant's data lives comes from admin's placement bucket, for every service.
+        self.placement = KvPlacement(
+            self.bus, Placement(self.platform.mongodb_database), self.store
+        )
+        self.store.placement = self.placement
         self.started = asyncio.Event()
         self.stopping = False
         self.start_error: str | None = None
@@ -112,9 +117,11 @@ class Runtime:
         await self.bus.provision()
         await self.revocations.start()
         await self.tenant_gate.start()
+        await self.placement.start()
         # Until loaded, verifiers answer 503 and the gate refuses: nothing slips through meanwhile.
         await self.revocations.ready.wait()
         await self.tenant_gate.ready.wait()
+        await self.placement.ready.wait()
         delay = 0.2
         while not await self.store.ping():
             log.warning("MongoDB not reachable, retrying", extra={"uri": self.platform.mongodb_uri})
@@ -138,6 +145,7 @@ class Runtime:
         grace = self.settings.shutdown_grace_s
         await self.revocations.stop()
         await self.tenant_gate.stop()
+        await self.placement.stop()
         with contextlib.suppress(Exception):
             await self.bus.drain(grace_s=grace)
         for hook in reversed(self.definition.on_stop):
@@ -158,6 +166,7 @@ class Runtime:
             "nats": {"ok": self.bus.connected},
             "revocations": {"ok": self.revocations.ready.is_set()},
             "tenants": {"ok": self.tenant_gate.ready.is_set()},
+            "placement": {"ok": self.placement.ready.is_set()},
         }
         began = time.perf_counter()
         try:

@@ -972,23 +972,19 @@ async def start(ctx: AdminContext, runtime: Runtime) -> None:
     # Imported here: the adapters import this module for the types they serve.
     from callmesh.admin.adapters import bus_operator, kv_operator, store_operator
     from callmesh.core.quotas import Quotas
-    from callmesh.core.store import Placement
-    from callmesh.core.tenancy import KvPlacement
 
     settings = ctx.settings
     with contextlib.suppress(Unavailable):  # a restart of the area on the same context
         await ctx.get(OperatorJobs).stop()
-    # Admin resolves placements like every service, from the bucket it writes itself.
-    resolver = KvPlacement(runtime.bus, Placement(runtime.platform.mongodb_database), runtime.store)
-    runtime.store.placement = resolver
-    await resolver.start()
+    # Admin resolves placements like every service (the runtime's resolver, from the bucket
+    # admin writes itself).
+    resolver = runtime.placement
     quotas = Quotas(runtime.bus, service=runtime.name)
     jobs_box: list[OperatorJobs] = []
 
     async def stop(_runtime: Runtime) -> None:
         for jobs in jobs_box:
             await jobs.stop()
-        await resolver.stop()
         await quotas.close()
 
     runtime.definition.on_stop.append(stop)
