@@ -548,12 +548,8 @@ class KvPlacement:
         if previous is None:
             log.info("cluster %s at %s", name, redact_uri(uri))
         else:
-            # Store.add_cluster does not replace a client already open on the old address.
-            log.warning(
-                "cluster %s moved to %s; open connections keep the old address until restart",
-                name,
-                redact_uri(uri),
-            )
+            # Store.add_cluster replaced the client; work under way on the old one finishes.
+            log.warning("cluster %s moved to %s", name, redact_uri(uri))
 
 
 # ---------------------------------------------------------------------------------------------
