@@ -1,0 +1,394 @@
+"""FreeSWITCH Event Socket wire codec: URL encoding, frame parsing and event serialization."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+__all__ = [
+    "EslEvent",
+    "EslParseError",
+    "Frame",
+    "FrameParser",
+    "MalformedFrame",
+    "api_response_frame",
+    "command_reply_frame",
+    "event_frame",
+    "parse_event_json",
+    "parse_event_plain",
+    "serialize_event_json",
+    "serialize_event_plain",
+    "url_decode",
+    "url_encode",
+]
+
+# SWITCH_URL_UNSAFE from src/include/switch_utils.h.
+_URL_UNSAFE = b'\r\n #%&+:;<=>?@[\\]^`{|}"'
+# switch_url_encode_opt only keeps an existing escape when both digits are UPPERCASE hex.
+_UPPER_HEX = frozenset(b"0123456789ABCDEF")
+_ANY_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _needs_escape(byte: int) -> bool:
+    return byte < 0x20 or byte > 0x7E or byte in _URL_UNSAFE
+
+
+_ESCAPE = [f"%{b:02X}" if _needs_escape(b) else chr(b) for b in range(256)]
+# For ASCII strings without '%': one str.translate call does the whole job.
+_ASCII_TABLE = {b: _ESCAPE[b] for b in range(128) if _needs_escape(b)}
+
+
+@lru_cache(maxsize=65536)
+def _url_encode_cached(value: str) -> str:
+    if value.isascii() and "%" not in value:
+        return value.translate(_ASCII_TABLE)
+    data = value.encode("utf-8", "surrogateescape")
+    out: list[str] = []
+    n = len(data)
+    for i, byte in enumerate(data):
+        if byte == 0x25 and n - i > 2 and data[i + 1] in _UPPER_HEX and data[i + 2] in _UPPER_HEX:
+            out.append("%")
+        else:
+            out.append(_ESCAPE[byte])
+    return "".join(out)
+
+
+def url_encode(value: str) -> str:
+    """Encode a header value exactly as FreeSWITCH's switch_url_encode (no double encoding)."""
+    if len(value) > 512:
+        return _url_encode_cached.__wrapped__(value)
+    return _url_encode_cached(value)
+
+
+def url_decode(value: str) -> str:
+    """Percent-decode a header value (`+` stays `+`); invalid escapes are kept literally."""
+    if "%" not in value:
+        return value
+    data = value.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        byte = data[i]
+        if byte == 0x25 and i + 2 < n and data[i + 1] in _ANY_HEX and data[i + 2] in _ANY_HEX:
+            out.append(int(data[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(byte)
+            i += 1
+    return out.decode("utf-8", "replace")
+
+
+class EslParseError(ValueError):
+    """A serialized event that cannot be parsed; the message names the reason."""
+
+
+def _find_header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    lowered = name.lower()
+    for key, value in headers:
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+@dataclass(slots=True)
+class Frame:
+    """One FreeSWITCH → client frame: raw (not URL-decoded) headers and the body bytes."""
+
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first header of that name (exact case first, then case-insensitive)."""
+        value = _find_header(self.headers, name)
+        return default if value is None else value
+
+    @property
+    def content_type(self) -> str:
+        """The frame's Content-Type, or an empty string."""
+        return self.get("Content-Type") or ""
+
+
+@dataclass(slots=True)
+class MalformedFrame:
+    """Bytes the parser had to skip, with the reason."""
+
+    reason: str
+    raw: bytes
+
+
+class FrameParser:
+    """Incremental parser of FreeSWITCH → client traffic (header block, blank line, body)."""
+
+    def __init__(
+        self, max_header_bytes: int = 65536, max_body_bytes: int = 16 * 1024 * 1024
+    ) -> None:
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+        self._buf = bytearray()
+        self._pending: tuple[list[tuple[str, str]], int] | None = None
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[Frame | MalformedFrame]:
+        """Add bytes; return every frame (or malformed chunk) completed so far."""
+        self._buf += data
+        out: list[Frame | MalformedFrame] = []
+        buf = self._buf
+        while True:
+            if self._pending is not None:
+                headers, length = self._pending
+                if len(buf) < length:
+                    break
+                body = bytes(buf[:length])
+                del buf[:length]
+                self._pending = None
+                out.append(Frame(headers, body))
+                continue
+            if self._skipping:
+                end, sep = _block_end(buf)
+                if end < 0:
+                    keep = max(0, len(buf) - 3)
+                    del buf[:keep]
+                    break
+                del buf[: end + sep]
+                self._skipping = False
+                continue
+            # Leading blank lines between frames are skipped, as FreeSWITCH does.
+            start = 0
+            while start < len(buf) and buf[start] in (0x0A, 0x0D):
+                start += 1
+            if start:
+                del buf[:start]
+            if not buf:
+                break
+            end, sep = _block_end(buf)
+            if end < 0:
+                if len(buf) > self.max_header_bytes:
+                    out.append(
+                        MalformedFrame(
+                            f"header block longer than {self.max_header_bytes} bytes",
+                            bytes(buf[:256]),
+                        )
+                    )
+                    self._skipping = True
+                    continue
+                break
+            block = bytes(buf[:end])
+            del buf[: end + sep]
+            if end > self.max_header_bytes:
+                out.append(
+                    MalformedFrame(
+                        f"header block longer than {self.max_header_bytes} bytes", block[:256]
+                    )
+                )
+                continue
+            parsed = self._parse_block(block)
+            if isinstance(parsed, MalformedFrame):
+                out.append(parsed)
+                continue
+            headers, length = parsed
+            if length:
+                self._pending = (headers, length)
+            else:
+                out.append(Frame(headers, b""))
+        return out
+
+    def close(self) -> list[MalformedFrame]:
+        """Report a truncated trailing frame, if any, and reset."""
+        out: list[MalformedFrame] = []
+        if self._pending is not None:
+            headers, length = self._pending
+            out.append(
+                MalformedFrame(
+                    f"truncated body: {len(self._buf)} of {length} bytes",
+                    _render_headers(headers) + bytes(self._buf),
+                )
+            )
+        elif self._buf.strip(b"\r\n") and not self._skipping:
+            out.append(MalformedFrame("truncated header block", bytes(self._buf)))
+        self._buf = bytearray()
+        self._pending = None
+        self._skipping = False
+        return out
+
+    def _parse_block(self, block: bytes) -> tuple[list[tuple[str, str]], int] | MalformedFrame:
+        headers: list[tuple[str, str]] = []
+        length = 0
+        for raw_line in block.split(b"\n"):
+            line = raw_line.rstrip(b"\r")
+            if not line:
+                continue
+            colon = line.find(b":")
+            if colon <= 0:
+                return MalformedFrame(f"bad header line {line[:80]!r}", block)
+            name = line[:colon].decode("utf-8", "replace").strip()
+            value = line[colon + 1 :].lstrip(b" ").decode("utf-8", "replace")
+            headers.append((name, value))
+            if name.lower() == "content-length":
+                text = value.strip()
+                if not text.isdigit():
+                    return MalformedFrame(f"Content-Length {text!r} is not a number >= 0", block)
+                length = int(text)
+                if length > self.max_body_bytes:
+                    return MalformedFrame(
+                        f"Content-Length {length} exceeds {self.max_body_bytes} bytes", block
+                    )
+        return headers, length
+
+
+def _block_end(buf: bytearray) -> tuple[int, int]:
+    """Index of the blank line ending a header block and the separator length, or (-1, 0)."""
+    lf = buf.find(b"\n\n")
+    crlf = buf.find(b"\n\r\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 1, 2
+    if lf >= 0:
+        return lf + 1, 1
+    return -1, 0
+
+
+def _render_headers(headers: Sequence[tuple[str, str]]) -> bytes:
+    return "".join(f"{k}: {v}\n" for k, v in headers).encode()
+
+
+@dataclass(slots=True)
+class EslEvent:
+    """A parsed event: URL-decoded headers in wire order and an optional body."""
+
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: str | None = None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first header of that name (exact case first, then case-insensitive)."""
+        value = _find_header(self.headers, name)
+        return default if value is None else value
+
+    @property
+    def name(self) -> str:
+        """The Event-Name header, or an empty string."""
+        return self.get("Event-Name") or ""
+
+    @property
+    def subclass(self) -> str | None:
+        """The Event-Subclass header of a CUSTOM event, or None."""
+        return self.get("Event-Subclass")
+
+    def as_dict(self) -> dict[str, str]:
+        """Headers as a dict (the first occurrence of a name wins)."""
+        out: dict[str, str] = {}
+        for key, value in self.headers:
+            out.setdefault(key, value)
+        return out
+
+
+def parse_event_plain(data: bytes) -> EslEvent:
+    """Parse the body of a text/event-plain frame (URL-decoded headers, optional body)."""
+    end, sep = _block_end(bytearray(data))
+    if end < 0:
+        block, rest = data, b""
+    else:
+        block, rest = data[:end], data[end + sep :]
+    headers: list[tuple[str, str]] = []
+    length: int | None = None
+    for raw_line in block.split(b"\n"):
+        line = raw_line.rstrip(b"\r")
+        if not line:
+            continue
+        colon = line.find(b":")
+        if colon <= 0:
+            raise EslParseError(f"bad header line {line[:80]!r} (expected 'Name: value')")
+        name = line[:colon].decode("utf-8", "replace")
+        value = line[colon + 1 :].lstrip(b" ").decode("utf-8", "replace")
+        if name == "Content-Length":
+            if not value.strip().isdigit():
+                raise EslParseError(f"inner Content-Length {value!r} is not a number >= 0")
+            length = int(value)
+            continue
+        headers.append((name, url_decode(value)))
+    if not headers:
+        raise EslParseError("event has no headers")
+    body: str | None = None
+    if length is not None:
+        if len(rest) < length:
+            raise EslParseError(f"inner body truncated: {len(rest)} of {length} bytes")
+        body = rest[:length].decode("utf-8", "replace")
+    return EslEvent(headers, body)
+
+
+def parse_event_json(data: bytes) -> EslEvent:
+    """Parse the body of a text/event-json frame (`_body` becomes the body)."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise EslParseError(f"event JSON is invalid: {err}") from err
+    if not isinstance(obj, dict):
+        raise EslParseError("event JSON must be an object")
+    headers: list[tuple[str, str]] = []
+    body: str | None = None
+    for key, value in obj.items():
+        if key == "_body":
+            body = str(value)
+        elif key == "Content-Length" and "_body" in obj:
+            continue
+        elif isinstance(value, list):
+            headers.append((key, "ARRAY::" + "|:".join(str(v) for v in value)))
+        else:
+            headers.append((key, str(value)))
+    return EslEvent(headers, body)
+
+
+def serialize_event_plain(headers: Sequence[tuple[str, str]], body: str | None = None) -> bytes:
+    """Serialize an event exactly as switch_event_serialize(event, &str, SWITCH_TRUE)."""
+    parts = [f"{name}: {url_encode(value) or '_undef_'}\n" for name, value in headers]
+    if body:
+        encoded = body.encode("utf-8", "surrogateescape")
+        parts.append(f"Content-Length: {len(encoded)}\n\n")
+        return "".join(parts).encode("utf-8", "surrogateescape") + encoded
+    parts.append("\n")
+    return "".join(parts).encode("utf-8", "surrogateescape")
+
+
+def _json_str(value: str) -> str:
+    # cJSON_PrintUnformatted escapes only '"', '\\' and control characters (\\u00xx lowercase).
+    return json.dumps(value, ensure_ascii=False)
+
+
+def serialize_event_json(headers: Sequence[tuple[str, str]], body: str | None = None) -> bytes:
+    """Serialize an event exactly as switch_event_serialize_json (duplicate names kept)."""
+    items = [f"{_json_str(name)}:{_json_str(value)}" for name, value in headers]
+    if body is not None:
+        size = len(body.encode("utf-8", "surrogateescape"))
+        items.append(f'"Content-Length":"{size}"')
+        items.append(f'"_body":{_json_str(body)}')
+    return ("{" + ",".join(items) + "}").encode("utf-8", "surrogateescape")
+
+
+def event_frame(payload: bytes, content_type: str = "text/event-plain") -> bytes:
+    """The outer frame mod_event_socket puts around a serialized event."""
+    return (
+        b"Content-Length: %d\nContent-Type: %s\n\n"
+        % (
+            len(payload),
+            content_type.encode(),
+        )
+        + payload
+    )
+
+
+def command_reply_frame(reply_text: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """A `command/reply` frame with the given Reply-Text and extra headers."""
+    lines = ["Content-Type: command/reply\n", f"Reply-Text: {reply_text}\n"]
+    lines.extend(f"{k}: {v}\n" for k, v in extra)
+    lines.append("\n")
+    return "".join(lines).encode()
+
+
+def api_response_frame(output: str) -> bytes:
+    """An `api/response` frame carrying the command's output."""
+    data = output.encode("utf-8", "surrogateescape")
+    return b"Content-Type: api/response\nContent-Length: %d\n\n" % len(data) + data
