@@ -1,0 +1,1 @@
+"""The world around the emulated switch: phones, carriers, callers, traffic and scenarios."""
