@@ -337,6 +337,33 @@ class CallRecord:
     timeline: list[TimelineEntry] = field(default_factory=list)
 
 
+@dataclass
+class CallSummary:
+    """What a search lists of each call (the record without its legs, stays and timeline)."""
+
+    call_id: str
+    started_at: datetime
+    direction: str = ""
+    caller: Party = field(default_factory=Party)
+    callee: Party = field(default_factory=Party)
+    dialled: str = ""
+    answered_at: datetime | None = None
+    agent_answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str = Outcome.IN_PROGRESS.value
+    hangup: Hangup | None = None
+    answered_by: str = ""
+    agent_ids: list[str] = field(default_factory=list)
+    queue_ids: list[str] = field(default_factory=list)
+    recording_ids: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+    queue_wait_ms: int = 0
+    talk_ms: int = 0
+
+
+SUMMARY_FIELDS = tuple(CallSummary.__dataclass_fields__)
+
+
 # ---------------------------------------------------------------------------------------------
 # The fold
 

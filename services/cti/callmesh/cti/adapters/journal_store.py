@@ -1,0 +1,300 @@
+"""The call journal in MongoDB: one document per call in ``calls``, written by compare-and-set.
+
+A document holds the call's facts (so the record can be folded again) and the folded record's
+fields (so searches use indexes). Adding an event reads the document, adds the fact in the
+domain (a fact already held ends there: redeliveries are no-ops), folds the record again and
+writes it back only if ``version`` is still the one read; a writer that lost the race reads
+again. The first event of a call inserts, and the unique (tenant_id, call_id) index makes a
+second inserter read and retry. No transactions, no ``_id`` chosen by the client: the same on
+FerretDB 1.24 and MongoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from callmesh.core.errors import InvalidInput
+from callmesh.core.store import CollectionSpec, IndexSpec, Store, TenantCollection
+from callmesh.cti.domain.journal import (
+    SUMMARY_FIELDS,
+    CallFacts,
+    CallRecord,
+    CallSummary,
+    Fact,
+    FactKind,
+    Hangup,
+    Outcome,
+    Party,
+    build_record,
+)
+
+COLLECTION = "calls"
+# Bumped when the stored record's shape changes (documents of an older schema are refolded).
+SCHEMA = 1
+MAX_PAGE = 500
+# Writers racing on one call retry this often before the event goes back to the bus.
+MAX_ATTEMPTS = 25
+
+
+def _by_time(field: str, name: str) -> IndexSpec:
+    return IndexSpec((("tenant_id", 1), (field, 1), ("started_at", -1)), name=name)
+
+
+COLLECTIONS = (
+    CollectionSpec(
+        COLLECTION,
+        (
+            IndexSpec((("tenant_id", 1), ("call_id", 1)), unique=True, name="tenant_call"),
+            IndexSpec(
+                (("tenant_id", 1), ("started_at", -1), ("call_id", -1)), name="tenant_started"
+            ),
+            _by_time("numbers", "tenant_numbers"),
+            _by_time("agent_ids", "tenant_agents"),
+            _by_time("queue_ids", "tenant_queues"),
+            _by_time("outcome", "tenant_outcome"),
+        ),
+    ),
+)
+
+
+class Applied(StrEnum):
+    """What adding one event did to the journal."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DUPLICATE = "duplicate"
+
+
+class JournalContention(RuntimeError):
+    """Too many writers raced on one call; the event is handed back to the bus to try later."""
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """A search of the journal; every filter is optional, ``after`` is a page cursor."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    number: str | None = None
+    caller: str | None = None
+    callee: str | None = None
+    agent: str | None = None
+    queue: str | None = None
+    outcome: Outcome | None = None
+    direction: str | None = None
+    limit: int = 50
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class CallPage:
+    """One page of calls, newest first, and the cursor of the next (None at the end)."""
+
+    items: list[CallSummary]
+    next: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Documents
+
+
+def _pairs(value: Mapping[str, Any]) -> list[dict[str, str]]:
+    # Maps are stored as pairs: IVR variable names may hold '.' or '$', which field names may not.
+    return [{"k": str(k), "v": str(v)} for k, v in value.items()]
+
+
+def _unpairs(value: Any) -> dict[str, str]:
+    if isinstance(value, list):
+        return {str(p.get("k", "")): str(p.get("v", "")) for p in value if isinstance(p, dict)}
+    return {}
+
+
+def fact_doc(fact: Fact) -> dict[str, Any]:
+    """A fact as stored (a map value becomes ``{"pairs": [{"k": …, "v": …}, …]}``)."""
+    data = {
+        name: {"pairs": _pairs(value)} if isinstance(value, Mapping) else value
+        for name, value in fact.data.items()
+    }
+    return {"id": fact.event_id, "at": fact.at, "kind": fact.kind.value, "data": data}
+
+
+def fact_of_doc(doc: Mapping[str, Any]) -> Fact | None:
+    """A stored fact (None for a kind this code does not know)."""
+    try:
+        kind = FactKind(doc["kind"])
+    except ValueError:
+        return None
+    data: dict[str, Any] = {}
+    for name, value in (doc.get("data") or {}).items():
+        data[name] = _unpairs(value["pairs"]) if isinstance(value, dict) else value
+    at: datetime = doc["at"]
+    return Fact(str(doc["id"]), at.astimezone(UTC), kind, data)
+
+
+def _record_doc(record: CallRecord, facts: CallFacts, version: int) -> dict[str, Any]:
+    fields = asdict(record)
+    fields.pop("timeline")
+    fields["data"] = _pairs(record.data)
+    return {
+        **fields,
+        "version": version,
+        "schema": SCHEMA,
+        "facts": [fact_doc(f) for f in facts.ordered()],
+    }
+
+
+def _aware(value: Any) -> Any:
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+def summary_of_doc(doc: Mapping[str, Any]) -> CallSummary:
+    """The summary fields of a stored record."""
+    values = {name: _aware(doc[name]) for name in SUMMARY_FIELDS if name in doc}
+    values["caller"] = Party(**doc.get("caller") or {})
+    values["callee"] = Party(**doc.get("callee") or {})
+    hangup = doc.get("hangup")
+    values["hangup"] = Hangup(**{k: _aware(v) for k, v in hangup.items()}) if hangup else None
+    return CallSummary(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cursors
+
+
+def _cursor(summary: CallSummary) -> str:
+    millis = int(summary.started_at.timestamp() * 1000)
+    raw = json.dumps([millis, summary.call_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(cursor: str) -> tuple[datetime, str]:
+    refusal = InvalidInput("after", "must be the `next` of a previous page")
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as err:
+        raise refusal from err
+    match parts:
+        case [int(millis), str(call_id)] if 0 <= millis < 253_402_300_799_000:
+            return datetime.fromtimestamp(millis / 1000, UTC), call_id
+    raise refusal
+
+
+def search_filter(query: CallQuery) -> dict[str, Any]:
+    """The MongoDB filter of a search (within the tenant: the wall adds the tenant)."""
+    flt: dict[str, Any] = {}
+    if query.since is not None or query.until is not None:
+        flt["started_at"] = {
+            **({"$gte": query.since} if query.since is not None else {}),
+            **({"$lt": query.until} if query.until is not None else {}),
+        }
+    wanted = [n for n in (query.number, query.caller, query.callee) if n]
+    if wanted:
+        # Every searched number is in ``numbers`` (indexed); caller/callee then narrow the side.
+        unique = sorted(set(wanted))
+        flt["numbers"] = unique[0] if len(unique) == 1 else {"$all": unique}
+    if query.caller:
+        flt["caller.number"] = query.caller
+    if query.callee:
+        flt["callee.number"] = query.callee
+    if query.agent:
+        flt["agent_ids"] = query.agent
+    if query.queue:
+        flt["queue_ids"] = query.queue
+    if query.outcome is not None:
+        flt["outcome"] = query.outcome.value
+    if query.direction:
+        flt["direction"] = query.direction
+    if query.after:
+        started, call_id = _after(query.after)
+        flt["$or"] = [
+            {"started_at": {"$lt": started}},
+            {"started_at": started, "call_id": {"$lt": call_id}},
+        ]
+    return flt
+
+
+def check_query(query: CallQuery) -> CallQuery:
+    """Refuse a search that cannot be answered, naming the parameter."""
+    if not 1 <= query.limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+    if query.since is not None and query.until is not None and query.since >= query.until:
+        raise InvalidInput("from", "must be before `to`")
+    return query
+
+
+# ---------------------------------------------------------------------------------------------
+# The journal
+
+
+class MongoCallJournal:
+    """The call journal on each tenant's database (reached through the tenant wall)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def _col(self, tenant_id: str) -> TenantCollection:
+        return (await self._store.tenant(tenant_id)).collection(COLLECTION)
+
+    async def apply(self, tenant_id: str, call_id: str, fact: Fact) -> Applied:
+        """Add one event to its call's record (a no-op for an event already held)."""
+        col = await self._col(tenant_id)
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                # Writers of one call collide in bursts (both legs hang up at once): spread out.
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+            doc = await col.find_one({"call_id": call_id})
+            if doc is None:
+                facts = CallFacts([fact])
+                record = build_record(tenant_id, call_id, facts)
+                try:
+                    await col.insert_one(_record_doc(record, facts, 1))
+                except DuplicateKeyError:
+                    continue  # another writer created it first: add to theirs
+                return Applied.CREATED
+            facts = CallFacts(f for f in map(fact_of_doc, doc.get("facts", ())) if f is not None)
+            if not facts.add(fact) and doc.get("schema") == SCHEMA:
+                return Applied.DUPLICATE
+            record = build_record(tenant_id, call_id, facts)
+            version = int(doc.get("version", 0))
+            result = await col.replace_one(
+                {"call_id": call_id, "version": version},
+                _record_doc(record, facts, version + 1),
+            )
+            if result.matched_count == 1:
+                return Applied.UPDATED
+        raise JournalContention(f"call {call_id}: {MAX_ATTEMPTS} writers raced; try again later")
+
+    async def get(self, tenant_id: str, call_id: str) -> CallRecord | None:
+        """One call's record, folded from its facts (None if the tenant has no such call)."""
+        doc = await (await self._col(tenant_id)).find_one({"call_id": call_id})
+        if doc is None:
+            return None
+        facts = CallFacts(f for f in map(fact_of_doc, doc.get("facts", ())) if f is not None)
+        if not len(facts):
+            return None
+        return build_record(tenant_id, call_id, facts)
+
+    async def search(self, tenant_id: str, query: CallQuery) -> CallPage:
+        """A page of the tenant's calls matching ``query``, newest first."""
+        query = check_query(query)
+        col = await self._col(tenant_id)
+        docs = await col.find_list(
+            search_filter(query),
+            projection={"facts": 0, "legs": 0, "timeline": 0},
+            sort=[("started_at", -1), ("call_id", -1)],
+            limit=query.limit + 1,
+        )
+        items = [summary_of_doc(d) for d in docs[: query.limit]]
+        more = len(docs) > query.limit
+        return CallPage(items, _cursor(items[-1]) if more and items else None)
