@@ -135,7 +135,11 @@ def answered_call(
     """Inbound: IVR, queue, an agent answers, recording, the caller hangs up."""
     c = CallEvents(bus, tenant_id, call_id, start)
     e = c.at(0).call_created
-    e.channel_uuid, e.direction, e.role = f"{call_id}-a", common_pb2.CALL_DIRECTION_INBOUND, 1
+    e.channel_uuid, e.direction, e.role = (
+        f"{call_id}-a",
+        common_pb2.CALL_DIRECTION_INBOUND,
+        common_pb2.LEG_ROLE_CUSTOMER,
+    )
     e.caller.number, e.caller.name, e.destination_number = caller, "Ann", "+33140000000"
     e.callee.number = "+33140000000"
     e.variables["callmesh_tenant"] = tenant_id
@@ -152,7 +156,11 @@ def answered_call(
     o = c.at(5).agent_offered
     o.agent_id, o.queue_id, o.attempt = agent, queue, 1
     b = c.at(5).call_created
-    b.channel_uuid, b.direction, b.role = f"{call_id}-b", common_pb2.CALL_DIRECTION_OUTBOUND, 2
+    b.channel_uuid, b.direction, b.role = (
+        f"{call_id}-b",
+        common_pb2.CALL_DIRECTION_OUTBOUND,
+        common_pb2.LEG_ROLE_AGENT,
+    )
     b.callee.number, b.destination_number = "1002", "1002"
     ans = c.at(8).call_answered
     ans.channel_uuid, ans.role = f"{call_id}-b", common_pb2.LEG_ROLE_AGENT
@@ -170,7 +178,11 @@ def answered_call(
     h.channel_uuid, h.cause, h.q850_code = f"{call_id}-a", "NORMAL_CLEARING", 16
     h.side = call_pb2.HANGUP_SIDE_CALLER
     h2 = c.at(60.2).call_hung_up
-    h2.channel_uuid, h2.cause, h2.side = f"{call_id}-b", "NORMAL_CLEARING", 1
+    h2.channel_uuid, h2.cause, h2.side = (
+        f"{call_id}-b",
+        "NORMAL_CLEARING",
+        call_pb2.HANGUP_SIDE_CALLER,
+    )
     return c.events
 
 
@@ -178,7 +190,11 @@ def busy_call(bus: Bus, tenant_id: str, call_id: str, start: datetime) -> list[E
     """Outbound to a busy number."""
     c = CallEvents(bus, tenant_id, call_id, start)
     e = c.at(0).call_created
-    e.channel_uuid, e.direction, e.role = f"{call_id}-a", common_pb2.CALL_DIRECTION_OUTBOUND, 1
+    e.channel_uuid, e.direction, e.role = (
+        f"{call_id}-a",
+        common_pb2.CALL_DIRECTION_OUTBOUND,
+        common_pb2.LEG_ROLE_CUSTOMER,
+    )
     e.caller.number, e.callee.number = "+33140000000", "+33699999999"
     e.destination_number = "+33699999999"
     h = c.at(4).call_hung_up
