@@ -1,1 +1,1 @@
-"""callmesh.fsemu: the FreeSWITCH emulator (not built yet; see freeswitch/emulator/README.md)."""
+"""callmesh.fsemu: a FreeSWITCH stand-in speaking the Event Socket protocol (see README.md)."""
