@@ -306,7 +306,7 @@ class MongoCallJournal:
         calls, _ = await self._cols(tenant_id)
         docs = await calls.find_list(
             search_filter(query),
-            projection={"legs": 0, "timeline": 0},
+            projection=dict.fromkeys(SUMMARY_FIELDS, 1),
             sort=[("started_at", -1), ("call_id", -1)],
             limit=query.limit + 1,
         )
