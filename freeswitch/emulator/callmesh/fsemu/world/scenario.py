@@ -9,10 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from callmesh.fsemu.world.distributions import Dist, Exponential, Fixed, Uniform
 from callmesh.fsemu.world.sip import SIP_CAUSES
@@ -29,6 +37,16 @@ MAX_RANGE = 100_000
 
 Behaviour = Literal["answer", "busy", "no_answer", "reject", "dnd"]
 Outcome = Literal["human", "machine", "busy", "no_answer", "invalid"]
+
+
+def _digits_as_text(value: Any) -> Any:
+    """YAML reads ``5000`` as a number; numbers and extensions are text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_digits_as_text)]
 
 
 class ScenarioError(ValueError):
@@ -109,7 +127,7 @@ class PhoneGroup(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     domain: str
-    users: list[str] = Field(min_length=1)
+    users: list[Text] = Field(min_length=1)
     profile: str | PhoneProfile = "answer"
     sip_profile: str = "internal"
     expires: int = Field(default=3600, ge=1, le=86_400)
@@ -172,7 +190,7 @@ class CarrierSpec(_Strict):
     gateway: str
     outcomes: CarrierOutcomes = CarrierOutcomes()
     # Numbers with a fixed outcome (tests, demos); the others draw from ``outcomes``.
-    numbers: dict[str, Outcome] = {}
+    numbers: dict[Text, Outcome] = {}
     ring: Dist = Uniform(min=2.0, max=6.0)
     early_media: bool = True
     # Talk time of a human before they hang up; None: they wait for the platform to hang up.
@@ -194,7 +212,7 @@ class CarrierSpec(_Strict):
 class DigitStep(_Strict):
     """Digits a caller presses: at a moment of the call, or when the n-th prompt starts."""
 
-    digits: str
+    digits: Text
     # Seconds after the call is created.
     at: float | None = Field(default=None, ge=0)
     # The n-th prompt (PLAYBACK_START on the caller's channel), counting from 1.
@@ -221,8 +239,8 @@ class CallerSpec(_Strict):
 
     # Scenario second at which the caller dials.
     at: float = Field(default=0.0, ge=0)
-    number: str
-    caller: str = "+15550100000"
+    number: Text
+    caller: Text = "+15550100000"
     caller_name: str = ""
     digits: list[DigitStep] = []
     # How long the caller waits to reach someone (a bridge) before hanging up; None: forever.
@@ -252,7 +270,7 @@ class TrafficSpec(_Strict):
 
     name: str
     rate: float = Field(gt=0, le=100_000)
-    numbers: list[str] = Field(min_length=1)
+    numbers: list[Text] = Field(min_length=1)
     # Caller numbers: each 'x' becomes a random digit.
     callers: str = "+1555xxxxxxx"
     holding: Dist = Exponential(mean=120.0)
