@@ -323,7 +323,7 @@ async def read(ch: Channel, arg: str) -> str | None:
 async def play_and_get_digits(ch: Channel, arg: str) -> str | None:
     """play_and_get_digits min max tries timeout terminators file invalid var regexp [digit_to]."""
     try:
-        parts = shlex.split(arg)
+        parts = [p[1:-1] if p[:1] == p[-1:] == "'" else p for p in shlex.split(arg, posix=False)]
     except ValueError:
         parts = arg.split()
     if len(parts) < 8:

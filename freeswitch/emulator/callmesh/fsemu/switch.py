@@ -487,8 +487,24 @@ class Channel:
         self._break = True
         self._unpark = True
         self._wake.set()
-        if self.partner is not None:
-            self.partner.wake()
+        self._leave_bridge("BLIND_TRANSFER")
+
+    def _leave_bridge(self, cause: str) -> None:
+        """Break this leg's bridge now; the peer is hung up with `cause`."""
+        from callmesh.fsemu.apps import unbridge_pair
+
+        self._bridge_request = None
+        partner = self.partner
+        if partner is None:
+            return
+        if self.bridge_originator:
+            unbridge_pair(self, partner)
+        else:
+            unbridge_pair(partner, self)
+        if partner.var_true("park_after_bridge") and cause != "BLIND_TRANSFER":
+            partner.wake()
+        else:
+            partner.hangup(cause)
 
     def request_park(self) -> None:
         """uuid_park: leave the current app (or bridge) and park."""
@@ -498,8 +514,7 @@ class Channel:
         self._break = True
         self._unpark = True
         self._wake.set()
-        if self.partner is not None:
-            self.partner.wake()
+        self._leave_bridge("NORMAL_CLEARING")
 
     async def media_wait(
         self,
