@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -166,8 +166,8 @@ async def connect(esl_server: EslServer) -> AsyncIterator[object]:
 
 
 @pytest.fixture
-def wav_dir(tmp_path: Path) -> Iterator[Path]:
+def wav_dir(tmp_path: Path) -> Path:
     """tmp_path with prompt.wav (2 s) and short.wav (0.5 s)."""
     make_wav(tmp_path / "prompt.wav", 2.0)
     make_wav(tmp_path / "short.wav", 0.5)
-    yield tmp_path
+    return tmp_path

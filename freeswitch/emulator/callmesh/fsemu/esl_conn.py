@@ -177,6 +177,7 @@ class EslConnection:
         self._busy = 0
         self._pending: list[bytes] = []
         self._disco_handled = False
+        self._disconnect_sent = False
         self._closing = False
         self._unsubscribe = switch.subscribe(self._on_event)
         self._tasks: set[asyncio.Task[object]] = set()
@@ -201,7 +202,10 @@ class EslConnection:
             self.write(data)
 
     def send_disconnect(self) -> None:
-        """text/disconnect-notice with the ClueCon goodbye."""
+        """text/disconnect-notice with the ClueCon goodbye (once)."""
+        if self._disconnect_sent:
+            return
+        self._disconnect_sent = True
         body = DISCONNECT_TEXT.encode()
         if self.session is not None:
             head = (
@@ -366,7 +370,7 @@ class EslConnection:
         if self.running:
             self.running = False
             self._flush_pending()
-            self.send_disconnect()
+        self.send_disconnect()
         self._closing = True
         with contextlib.suppress(Exception):
             self.writer.close()
