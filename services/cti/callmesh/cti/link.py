@@ -137,6 +137,7 @@ class LinkParts:
         if self.esl is not None:
             await self.esl.stop()
         if self.link is not None:
+            await self.link.settle(5.0)
             await self.link.stop()
             if self.link.esl_connected:
                 await self.link.on_disconnected("link stopping")

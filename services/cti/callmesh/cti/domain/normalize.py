@@ -267,8 +267,10 @@ def recording_duration_ms(headers: Mapping[str, str]) -> int:
 class Normalizer:
     """Turns one node's FreeSWITCH events into platform call events."""
 
-    def __init__(self, table: ChannelTable | None = None) -> None:
+    def __init__(self, table: ChannelTable | None = None, *, keep_tenantless: bool = False) -> None:
         self.table = table if table is not None else ChannelTable()
+        # Offline decoding keeps events whose tenant never became known (tenant "").
+        self.keep_tenantless = keep_tenantless
         # Recording ids given with RecordStart commands, by file path.
         self.recording_ids: dict[str, str] = {}
         self._builders: dict[str, Callable[[Leg, Mapping[str, str], str], list[tuple[str, Any]]]]
@@ -330,10 +332,11 @@ class Normalizer:
             return Outcome("malformed", reason=f"{name} without Unique-ID")
         time_us = _int(headers.get("Event-Date-Timestamp"))
         table = self.table
+        known = table.get(uuid)
+        knew_tenant = known is not None and bool(known.tenant_id)
         leg = table.observe(uuid, headers)
         if leg is None:
             return self._late(uuid, name, headers, time_us)
-        knew_tenant = bool(leg.tenant_id)
         bodies: list[tuple[str, Any]] = []
         source = headers.get("Caller-Transfer-Source")
         if source and source != leg.transfer_source:
@@ -378,6 +381,19 @@ class Normalizer:
             )
         return added, events
 
+    def flush_pending(self) -> list[CallEvent]:
+        """Every held event, tenant or not (offline decoding: nobody can tell the tenant)."""
+        out: list[CallEvent] = []
+        for leg in self.table.legs():
+            if leg.pending:
+                tenant, call_id = self.table.fix(leg)
+                out.extend(
+                    CallEvent(tenant, call_id, leg.uuid, p.time_us, p.body, p.message)
+                    for p in leg.pending
+                )
+                leg.pending = []
+        return out
+
     # -- plumbing ---------------------------------------------------------------------------
 
     def _emit(self, leg: Leg, bodies: list[tuple[str, Any]], time_us: int, out: Outcome) -> None:
@@ -409,6 +425,13 @@ class Normalizer:
                 self._emit(other, [], 0, out)
 
     def _end(self, leg: Leg, out: Outcome) -> None:
+        if leg.pending and self.keep_tenantless:
+            tenant, call_id = self.table.fix(leg)
+            out.events.extend(
+                CallEvent(tenant, call_id, leg.uuid, p.time_us, p.body, p.message)
+                for p in leg.pending
+            )
+            leg.pending = []
         if leg.pending:
             out.dropped += len(leg.pending)
             leg.pending = []

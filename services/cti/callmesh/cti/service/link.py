@@ -293,6 +293,13 @@ class CtiLink:
         reply.message = message
         return reply
 
+    async def settle(self, timeout_s: float = 10.0) -> None:
+        """Let look-ups and archive moves in flight finish (up to ``timeout_s``)."""
+        while self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=timeout_s)
+            if pending:
+                return
+
     async def stop(self) -> None:
         """Cancel look-ups and archive moves still running."""
         tasks = list(self._tasks)
