@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from callmesh.core.esl import serialize_event_json, serialize_event_plain
 from callmesh.fsemu.apps import start_recording, stop_recording
 from callmesh.fsemu.model import normalize_cause
-from callmesh.fsemu.switch import VERSION, VERSION_HUMAN, Message
+from callmesh.fsemu.switch import VERSION, VERSION_HUMAN, VERSION_REVISION, Message
 
 if TYPE_CHECKING:
     from callmesh.fsemu.switch import Channel, Switch
@@ -399,7 +399,7 @@ async def uuid_dump(switch: Switch, arg: str) -> str:
     if ch is None:
         return "-ERR No such channel!\n"
     fmt = argv[1].lower() if len(argv) > 1 else "txt"
-    event = ch.make_event("CHANNEL_DATA")
+    event = ch.make_event("CHANNEL_DATA", calling=("mod_commands.c", "uuid_dump_function", "6495"))
     if fmt == "json":
         return serialize_event_json(event.headers).decode()
     if fmt == "plain":
@@ -418,7 +418,7 @@ async def version(switch: Switch, arg: str) -> str:
     """version [short]."""
     if arg.strip() == "short":
         return "1.10.12\n"
-    return f"FreeSWITCH Version {VERSION} ({VERSION_HUMAN})\n"
+    return f"FreeSWITCH Version {VERSION} ({VERSION_REVISION})\n"
 
 
 @api("eval")
@@ -490,7 +490,7 @@ REGISTRATION_COLUMNS = (
 def channel_row(switch: Switch, ch: Channel) -> dict[str, str]:
     """One row of the core `channels` table."""
     app = ch.current_app
-    media = ch.answered or ch.early
+    media = ch.media_ready
     created_epoch = ch.created_us // 1_000_000
     return {
         "uuid": ch.uuid,

@@ -654,7 +654,9 @@ class EslConnection:
     def _connect_reply(self) -> None:
         session = self.session
         assert session is not None
-        event = self.switch.events.create("CHANNEL_DATA")
+        event = self.switch.events.create(
+            "CHANNEL_DATA", calling=("mod_event_socket.c", "parse_command", "2029")
+        )
         event.headers.extend(session.profile.headers("Channel"))
         session.event_data(event.headers, True)
         event.headers.extend(

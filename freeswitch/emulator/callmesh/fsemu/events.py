@@ -74,7 +74,7 @@ CALLING: dict[str, tuple[str, str, str]] = {
     "PLAYBACK_STOP": ("switch_ivr_play_say.c", "switch_ivr_play_file", "2023"),
     "RECORD_START": ("switch_ivr_async.c", "record_callback", "1482"),
     "RECORD_STOP": ("switch_ivr_async.c", "record_callback", "1241"),
-    "BACKGROUND_JOB": ("mod_event_socket.c", "api_exec", "1581"),
+    "BACKGROUND_JOB": ("mod_event_socket.c", "api_exec", "1580"),
     "HEARTBEAT": ("switch_core.c", "send_heartbeat", "70"),
 }  # fmt: skip
 _DEFAULT_CALLING = ("switch_event.c", "switch_event_fire_detailed", "0")

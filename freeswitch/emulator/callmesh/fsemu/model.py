@@ -13,6 +13,7 @@ CHANNEL_STATES: tuple[str, ...] = (
     "CS_DESTROY",
 )  # fmt: skip
 STATE_NUMBER = {name: str(i) for i, name in enumerate(CHANNEL_STATES)}
+STATE_INDEX = {name: i for i, name in enumerate(CHANNEL_STATES)}
 
 # switch_channel_callstate_t, in order.
 CALL_STATES: tuple[str, ...] = (

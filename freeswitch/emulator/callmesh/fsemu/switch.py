@@ -19,6 +19,7 @@ from callmesh.fsemu.events import VARIABLE_EVENTS, Clock, Event, EventFactory
 from callmesh.fsemu.media import MediaResolver
 from callmesh.fsemu.model import (
     CALL_STATE_NUMBER,
+    STATE_INDEX,
     STATE_NUMBER,
     CallerProfile,
     DialTarget,
@@ -45,8 +46,10 @@ Extension = Sequence[tuple[str, str]]
 Dialplan = Callable[["Channel"], Extension | None] | Mapping[str, Extension]
 Listener = Callable[[Event], None]
 
+# switch_version_full() / switch_version_revision_human() / switch_version_full_human().
 VERSION = "1.10.12-release+git~20240712T161717Z~1f7d1e0ea8~64bit"
-VERSION_HUMAN = "1.10.12-release+git~20240712T161717Z~1f7d1e0ea8 64bit"
+VERSION_REVISION = "git 1f7d1e0 2024-07-12 16:17:17Z 64bit"
+VERSION_HUMAN = "1.10.12-release git 1f7d1e0 2024-07-12 16:17:17Z 64bit"
 
 
 class AppError(Exception):
@@ -92,6 +95,9 @@ class Channel:
         self.ring_ready = False
         self.hangup_cause: str | None = None
         self.hit_dialplan = direction == "inbound"
+        # Codec headers appear once media is negotiated: after CREATE for SIP inbound (the
+        # INVITE carried SDP), after 183/200 for outbound legs.
+        self.media_ready = False
         self.variables: dict[str, str] = {}
         now = switch.now_us()
         self.created_us = now
@@ -236,7 +242,7 @@ class Channel:
         headers.append(("Answer-State", self.answer_state))
         if self.hangup_cause is not None:
             headers.append(("Hangup-Cause", self.hangup_cause))
-        if self.answered or self.early:
+        if self.media_ready:
             headers.extend(_CODEC_HEADERS)
         headers.extend(self.profile.headers("Caller"))
         if self.other is not None:
@@ -253,9 +259,10 @@ class Channel:
         post: Sequence[tuple[str, str]] = (),
         body: str | None = None,
         subclass: str | None = None,
+        calling: tuple[str, str, str] | None = None,
     ) -> Event:
         """A channel event: common headers, `pre`, channel data, `post`."""
-        event = self.switch.events.create(name, subclass)
+        event = self.switch.events.create(name, subclass, calling)
         headers = event.headers
         if pre:
             headers.extend(pre)
@@ -280,9 +287,15 @@ class Channel:
 
     # ------------------------------------------------------------------ states
     def set_running_state(self, state: str, next_state: str | None = None) -> None:
-        """switch_channel_perform_set_running_state: CALLSTATE (inbound) then CHANNEL_STATE."""
+        """switch_channel_perform_set_running_state: CALLSTATE (inbound) then CHANNEL_STATE.
+
+        Channel-State-Number is channel->state, which may already be ahead of the running state
+        (a hangup sets CS_HANGUP while the app still runs); `next_state` is what the state
+        handler moves the channel to after the event (CS_INIT's on_init → CS_ROUTING).
+        """
         self.running_state = state
-        self.state = next_state or state
+        if STATE_INDEX[state] > STATE_INDEX[self.state]:
+            self.state = state
         if self.direction == "inbound" and state in _PRE_HANGUP:
             if state == "CS_ROUTING":
                 self.set_call_state("RINGING")
@@ -291,6 +304,8 @@ class Channel:
             elif self.early:
                 self.set_call_state("EARLY")
         self.fire("CHANNEL_STATE")
+        if next_state is not None:
+            self.state = next_state
 
     def set_call_state(self, call_state: str) -> None:
         """switch_channel_perform_set_callstate: fires CHANNEL_CALLSTATE on change."""
@@ -330,6 +345,7 @@ class Channel:
         if self.early or self.answered or not self.ready:
             return
         self.early = True
+        self.media_ready = True
         now = self.switch.now_us()
         self.profile.times["progress_media"] = now
         self.profile.touch()
@@ -343,6 +359,7 @@ class Channel:
         if self.answered or not self.ready:
             return
         self.answered = True
+        self.media_ready = True
         now = self.switch.now_us()
         self.profile.times["answered"] = now
         self.profile.touch()
@@ -656,6 +673,7 @@ class Channel:
                     extension = self._apply_transfer()
                     await self._session_body(extension, extension is None)
                 elif self.ready and self.var_true("park_after_bridge"):
+                    self.state = "CS_EXECUTE"
                     self.set_running_state("CS_EXECUTE")
                     await self.execute("park", "")
                 elif self.ready:
@@ -684,6 +702,7 @@ class Channel:
     async def _session_body(self, extension: Extension | None, route: bool) -> None:
         while self.ready:
             if route:
+                self.state = "CS_ROUTING"
                 self.set_running_state("CS_ROUTING", "CS_EXECUTE")
                 if extension is None:
                     extension = self.switch.lookup_dialplan(self)
@@ -691,6 +710,7 @@ class Channel:
                     self.hangup("NO_ROUTE_DESTINATION")
                     break
                 self.hit_dialplan = True
+            self.state = "CS_EXECUTE"
             self.set_running_state("CS_EXECUTE")
             for app, arg in extension or ():
                 if not self.ready or self._transfer is not None:
@@ -750,8 +770,9 @@ class Channel:
         await self.switch._before_teardown(self)
         self.set_running_state("CS_HANGUP", "CS_REPORTING")
         self._set_end_variables()
-        self.set_running_state("CS_REPORTING", "CS_DESTROY")
+        self.set_running_state("CS_REPORTING")
         self.fire("CHANNEL_HANGUP_COMPLETE", pre=(("Hangup-Cause", cause),))
+        self.state = "CS_DESTROY"
         self.set_running_state("CS_DESTROY")
         self.fire("CHANNEL_DESTROY")
         self._destroyed.set()
@@ -1152,6 +1173,7 @@ class Switch:
             ch.set_var(key, value)
         ch.set_running_state("CS_INIT", "CS_ROUTING")
         ch.fire("CHANNEL_CREATE")
+        ch.media_ready = True
         ch.spawn(ch._session(None))
         return ch
 
