@@ -199,3 +199,13 @@ async def test_reply_texts_seen_in_captures(connect: Connect) -> None:
     api = await client.command("api version")
     assert [k for k, _ in api.headers] == ["Content-Type", "Content-Length"]
     assert api.body.startswith(b"FreeSWITCH Version ")
+
+
+async def test_heartbeat_matches_the_capture(switch: Switch, recorder: Recorder) -> None:
+    switch.start_heartbeat(interval=20)
+    event = await recorder.wait_for("HEARTBEAT")
+    wire = parse_event_plain(event.serialize("plain"))
+    assert_matches(load_spec("heartbeat.headers"), wire.headers)
+    up = wire.get("Up-Time") or ""
+    assert up.startswith("0 years, 0 days, 0 hours, 0 minutes, ")
+    assert up.endswith(" microseconds") or up.endswith(" microsecond")

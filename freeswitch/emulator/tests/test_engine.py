@@ -511,3 +511,30 @@ async def test_many_concurrent_calls_stay_consistent(switch: Switch) -> None:
         ch.hangup()
     await asyncio.gather(*(ch.wait_destroyed() for ch in calls))
     assert switch.channels() == []
+
+
+async def test_exported_variables_reach_the_b_leg_and_plain_sets_do_not(
+    switch: Switch, recorder: Recorder
+) -> None:
+    switch.registrations.register("1001", "acme.example")
+    switch.set_dialplan(
+        {
+            "1001": [
+                ("export", "callmesh_call_id=${uuid}"),
+                ("export", "nolocal:only_b=yes"),
+                ("set", "only_a=yes"),
+                ("bridge", "{leg_var=1}user/1001@acme.example"),
+            ]
+        }
+    )
+    a = await switch.inbound_call(caller_number="555", destination_number="1001")
+    bridge = await recorder.wait_for("CHANNEL_BRIDGE", a.uuid)
+    b = switch.channel(bridge.get("Bridge-B-Unique-ID") or "")
+    assert b is not None
+    assert b.variables["callmesh_call_id"] == a.uuid
+    assert b.variables["only_b"] == "yes"
+    assert b.variables["leg_var"] == "1"
+    assert "only_a" not in b.variables
+    assert "only_b" not in a.variables
+    assert a.variables["export_vars"] == "callmesh_call_id,only_b"
+    a.hangup()

@@ -436,19 +436,9 @@ async def eval_(switch: Switch, arg: str) -> str:
 @api("status")
 async def status(switch: Switch, arg: str) -> str:
     """status (mod_commands status_function layout)."""
-    up = max(0.0, switch.clock() - switch.started)
-    total_ms = int(up * 1000)
-    seconds, ms = divmod(total_ms, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    years, days = divmod(days, 365)
     count = len(switch.channels())
     return (
-        f"UP {years} year{'s' if years != 1 else ''}, {days} day{'s' if days != 1 else ''}, "
-        f"{hours} hour{'s' if hours != 1 else ''}, {minutes} minute{'s' if minutes != 1 else ''}, "
-        f"{seconds} second{'s' if seconds != 1 else ''}, {ms} millisecond{'s' if ms != 1 else ''}, "
-        f"0 microseconds\n"
+        f"UP {switch.uptime_text()}\n"
         f"FreeSWITCH (Version {VERSION_HUMAN}) is ready\n"
         f"{switch.sessions_since_startup} session(s) since startup\n"
         f"{count} session(s) - peak {switch.peak_sessions}, last 5min {switch.peak_sessions} \n"

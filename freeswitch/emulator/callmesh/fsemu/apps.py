@@ -124,11 +124,12 @@ async def export(ch: Channel, arg: str) -> str | None:
         local = False
     if local:
         ch.set_var(name, value if value else None)
+    else:
+        ch.nolocal_exports[name] = value
     exported = [v for v in (ch.variables.get("export_vars") or "").split(",") if v]
     if name not in exported:
         exported.append(name)
     ch.set_var("export_vars", ",".join(exported))
-    ch.set_var("__export_" + name, value)
     return None
 
 
@@ -508,12 +509,9 @@ def exported_vars(ch: Channel) -> dict[str, str]:
     for name in (ch.variables.get("export_vars") or "").split(","):
         name = name.strip()
         if name:
-            value = ch.variables.get("__export_" + name, ch.variables.get(name))
+            value = ch.nolocal_exports.get(name, ch.variables.get(name))
             if value is not None:
                 out[name] = value
-    for key in ("callmesh_tenant", "callmesh_call_id"):
-        if key in ch.variables and key not in out:
-            out[key] = ch.variables[key]
     return out
 
 

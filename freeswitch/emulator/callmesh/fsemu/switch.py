@@ -126,6 +126,7 @@ class Channel:
         self.conference: str | None = None
         self.dtmf_buffer: list[str] = []
         self.sent_dtmf: list[str] = []
+        self.nolocal_exports: dict[str, str] = {}
         self.recordings: dict[str, tuple[float, float | None]] = {}
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -1029,6 +1030,59 @@ class Switch:
         event.body = body
         self.fire(event)
         return event
+
+    def uptime_text(self) -> str:
+        """switch_core_measure_time as status and HEARTBEAT print it."""
+        total_us = max(0, self.now_us() - int(self.started * 1_000_000))
+        ms_total, us = divmod(total_us, 1000)
+        seconds, ms = divmod(ms_total, 1000)
+        minutes, seconds = divmod(seconds, 60)
+        hours, minutes = divmod(minutes, 60)
+        days, hours = divmod(hours, 24)
+        years, days = divmod(days, 365)
+        parts = (
+            (years, "year"),
+            (days, "day"),
+            (hours, "hour"),
+            (minutes, "minute"),
+            (seconds, "second"),
+            (ms, "millisecond"),
+            (us, "microsecond"),
+        )
+        return ", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in parts)
+
+    def fire_heartbeat(self) -> Event:
+        """HEARTBEAT with send_heartbeat's headers (src/switch_core.c)."""
+        uptime_ms = max(0, self.now_us() // 1000 - int(self.started * 1000))
+        return self.fire_plain(
+            "HEARTBEAT",
+            [
+                ("Event-Info", "System Ready"),
+                ("Up-Time", self.uptime_text()),
+                ("FreeSWITCH-Version", VERSION),
+                ("Uptime-msec", str(uptime_ms)),
+                ("Session-Count", str(len(self._channels))),
+                ("Max-Sessions", "1000"),
+                ("Session-Per-Sec", "30"),
+                ("Session-Per-Sec-Last", "0"),
+                ("Session-Per-Sec-Max", "0"),
+                ("Session-Per-Sec-FiveMin", "0"),
+                ("Session-Since-Startup", str(self.sessions_since_startup)),
+                ("Session-Peak-Max", str(self.peak_sessions)),
+                ("Session-Peak-FiveMin", str(self.peak_sessions)),
+                ("Idle-CPU", "100.000000"),
+            ],
+        )
+
+    def start_heartbeat(self, interval: float = 20.0) -> asyncio.Task[Any]:
+        """Fire HEARTBEAT now and every `interval` seconds (event-heartbeat-interval, 20)."""
+
+        async def beat() -> None:
+            while True:
+                self.fire_heartbeat()
+                await self.sleep(interval)
+
+        return self.spawn(beat())
 
     def channel(self, uuid: str) -> Channel | None:
         """The live channel with that UUID."""
