@@ -223,3 +223,19 @@ def _event_headers(body: bytes) -> list[tuple[str, str]]:
             k, _, v = line.partition(": ")
             out.append((k, v))
     return out
+
+
+async def test_myevents_session_gets_its_own_background_jobs_only_when_subscribed(
+    switch: Switch, ivr: Ivr
+) -> None:
+    call = await start_call(switch, ivr)
+    uuid = dict(await connect_reply(call))["Unique-ID"]
+    await call.command("myevents")
+    await call.command("event plain BACKGROUND_JOB")
+    await call.send("bgapi hostname\nJob-UUID: job-a\n\n")
+    reply = await call.frame()
+    assert reply.get("Job-UUID") == "job-a"
+    event = await call.event("BACKGROUND_JOB")
+    assert event.get("Job-Owner-UUID") == uuid
+    assert event.body == "fsemu-test"
+    await call.send("exit\n\n")

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import re
 import uuid as uuidlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +179,9 @@ class EslConnection:
         self._disco_handled = False
         self._disconnect_sent = False
         self._closing = False
-        self._unsubscribe = switch.subscribe(self._on_event)
+        self._unsubscribe_global: Callable[[], None] | None = None
+        self._unsubscribe_session: Callable[[], None] | None = None
+        self._update_routes()
         self._tasks: set[asyncio.Task[object]] = set()
 
     # ------------------------------------------------------------------ output
@@ -271,6 +273,30 @@ class EslConnection:
                 send = True
         return send
 
+    def _update_routes(self) -> None:
+        """Subscribe to everything only when needed; a myevents session gets only its own."""
+        if self.session is not None and self._unsubscribe_session is None:
+            self._unsubscribe_session = self.switch.subscribe_session(
+                self.session.uuid, self._on_session_event
+            )
+        needs_global = self.session is None or (self.events_enabled and not self.myevents)
+        if needs_global and self._unsubscribe_global is None:
+            self._unsubscribe_global = self.switch.subscribe(self._on_event)
+        elif not needs_global and self._unsubscribe_global is not None:
+            self._unsubscribe_global()
+            self._unsubscribe_global = None
+
+    def _unsubscribe(self) -> None:
+        for unsubscribe in (self._unsubscribe_global, self._unsubscribe_session):
+            if unsubscribe is not None:
+                unsubscribe()
+        self._unsubscribe_global = None
+        self._unsubscribe_session = None
+
+    def _on_session_event(self, event: Event) -> None:
+        if self._unsubscribe_global is None:
+            self._on_event(event)
+
     def _on_event(self, event: Event) -> None:
         if not self.running or self._closing:
             return
@@ -348,6 +374,7 @@ class EslConnection:
                 self._busy += 1
                 try:
                     reply = await self.handle(command)
+                    self._update_routes()
                 except Exception:
                     log.exception("esl: command %r failed", command.line[:80])
                     reply = "-ERR command failed"
@@ -646,7 +673,7 @@ class EslConnection:
             if arg:
                 headers.append(("Job-Command-Arg", arg))
             self.switch.fire_plain(
-                "BACKGROUND_JOB", headers, output or "Command returned no output!"
+                "BACKGROUND_JOB", headers, output or "Command returned no output!", route=owner
             )
 
         self.switch.spawn(run())

@@ -111,7 +111,7 @@ class DateCache:
 class Event:
     """One fired event: headers in wire order, optional body, serialized at most once per format."""
 
-    __slots__ = ("_frames", "_index", "body", "headers", "name", "seq", "subclass")
+    __slots__ = ("_frames", "_index", "body", "headers", "name", "route", "seq", "subclass")
 
     def __init__(
         self,
@@ -126,6 +126,8 @@ class Event:
         self.body = body
         self.subclass = subclass
         self.seq = seq
+        # The session UUID this event concerns (Unique-ID, or Job-Owner-UUID for a job).
+        self.route: str | None = None
         self._index: dict[str, str] | None = None
         self._frames: dict[str, bytes] = {}
 

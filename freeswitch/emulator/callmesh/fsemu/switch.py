@@ -271,6 +271,7 @@ class Channel:
         if post:
             headers.extend(post)
         event.body = body
+        event.route = self.uuid
         return event
 
     def fire(
@@ -976,6 +977,7 @@ class Switch:
         self.peak_sessions = 0
         self._channels: dict[str, Channel] = {}
         self._listeners: list[Listener] = []
+        self._session_listeners: dict[str, list[Listener]] = {}
         self._dial_handler: DialHandler | None = None
         self._dialplan: Dialplan | None = None
         self.conferences: dict[str, Any] = {}
@@ -1003,6 +1005,20 @@ class Switch:
 
         return unsubscribe
 
+    def subscribe_session(self, uuid: str, listener: Listener) -> Callable[[], None]:
+        """Call `listener` only with events of one session (its Unique-ID or Job-Owner-UUID)."""
+        self._session_listeners.setdefault(uuid, []).append(listener)
+
+        def unsubscribe() -> None:
+            listeners = self._session_listeners.get(uuid)
+            if listeners is not None:
+                with contextlib.suppress(ValueError):
+                    listeners.remove(listener)
+                if not listeners:
+                    self._session_listeners.pop(uuid, None)
+
+        return unsubscribe
+
     def fire(self, event: Event) -> None:
         """Deliver an event to every listener (a failing listener never stops the others)."""
         for listener in tuple(self._listeners):
@@ -1010,6 +1026,12 @@ class Switch:
                 listener(event)
             except Exception:
                 log.exception("event listener failed on %s", event.name)
+        if event.route is not None and self._session_listeners:
+            for listener in tuple(self._session_listeners.get(event.route, ())):
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("session listener failed on %s", event.name)
 
     def fire_custom(
         self, subclass: str, headers: Sequence[tuple[str, str]], body: str | None = None
@@ -1022,12 +1044,17 @@ class Switch:
         return event
 
     def fire_plain(
-        self, name: str, headers: Sequence[tuple[str, str]], body: str | None = None
+        self,
+        name: str,
+        headers: Sequence[tuple[str, str]],
+        body: str | None = None,
+        route: str | None = None,
     ) -> Event:
-        """Fire a non-channel event (BACKGROUND_JOB, HEARTBEAT, …)."""
+        """Fire a non-channel event (BACKGROUND_JOB, HEARTBEAT, …); `route` names its session."""
         event = self.events.create(name)
         event.headers.extend(headers)
         event.body = body
+        event.route = route or None
         self.fire(event)
         return event
 
