@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from callmesh.cli.devtoken import ensure_dev_keys, ensure_media_secret, parse_ttl
 from callmesh.cli.main import PluginGroup, callmesh, load_plugins
-from callmesh.cli.up import parse_services, up
+from callmesh.cli.up import FreeswitchTarget, UpOptions, parse_freeswitch, parse_services, up
 from callmesh.core.auth import Principal, StaticKeys, TokenVerifier
 
 
@@ -170,15 +170,29 @@ def test_up_refuses_an_unknown_service_before_starting_anything(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_up_refuses_freeswitch_until_the_freeswitch_issue_adds_it(tmp_path: Path) -> None:
+def test_freeswitch_targets_are_host_port_password_and_bad_ones_name_the_rule(
+    tmp_path: Path,
+) -> None:
+    assert parse_freeswitch("10.0.0.5:8021:se:cret") == FreeswitchTarget(
+        "10.0.0.5", 8021, "se:cret"
+    )
+    with pytest.raises(ValueError, match="must be HOST:PORT:PASSWORD"):
+        parse_freeswitch("10.0.0.5:8021")
+    with pytest.raises(ValueError, match="port must be a number from 1 to 65535"):
+        parse_freeswitch("10.0.0.5:80x:pw")
     result = CliRunner().invoke(
-        callmesh, ["up", "--data", str(tmp_path), "--freeswitch", "127.0.0.1:8021:ClueCon"]
+        callmesh, ["up", "--data", str(tmp_path), "--freeswitch", "127.0.0.1:99999:pw"]
     )
-    assert result.exit_code == 1
-    assert result.stderr.strip() == (
-        "Error: --freeswitch: not available yet: the FreeSWITCH issue adds it"
-    )
+    assert result.exit_code == 2
+    assert "port must be a number from 1 to 65535" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_emulator_runs_only_with_cti_and_without_a_real_switch() -> None:
+    real = FreeswitchTarget("10.0.0.5", 8021, "pw")
+    assert UpOptions(data=None).emulator
+    assert not UpOptions(data=None, freeswitch=real).emulator
+    assert not UpOptions(data=None, services=("admin", "acd")).emulator
 
 
 def test_plugin_discovery_reports_broken_plugins_and_keeps_the_good_ones() -> None:

@@ -145,7 +145,7 @@ def test_up_runs_every_service_until_ctrl_c_and_keeps_its_data(tmp_path: Path) -
     with running_up("--data", str(data), "--base-port", "0", "--timeout", "120") as up:
         up.wait_for(SUMMARY_END, timeout=150)
         rows = up.summary()
-        assert set(rows) == {"nats", "ferretdb", *SERVICES}
+        assert set(rows) == {"nats", "ferretdb", "fsemu-esl", "fsemu", *SERVICES}
         with httpx.Client(timeout=5, trust_env=False) as http:
             for name in SERVICES:
                 address, metrics, log = rows[name]
@@ -157,6 +157,9 @@ def test_up_runs_every_service_until_ctrl_c_and_keeps_its_data(tmp_path: Path) -
                 exposition = http.get(metrics)
                 assert exposition.status_code == 200
                 assert f'callmesh_service_ready{{service="{name}"}} 1.0' in exposition.text
+            # The emulator runs, and the cti link `up` started is attached to its event socket.
+            assert http.get(f"{rows['fsemu'][0]}/healthz").status_code == 200
+            assert accepts(rows["fsemu-esl"][0])
             assert http.get(rows["nats"][1]).json()["jetstream"]["config"]["store_dir"]
             assert "ferretdb_" in http.get(rows["ferretdb"][1]).text
         with _mongo(rows["ferretdb"][0]) as collection:
@@ -166,7 +169,8 @@ def test_up_runs_every_service_until_ctrl_c_and_keeps_its_data(tmp_path: Path) -
     assert "[acd]" in output
     assert "created development signing key" in output
     assert "created stream" in output
-    for address in [rows[name][0] for name in ("nats", "ferretdb", *SERVICES)]:
+    everything = ("nats", "ferretdb", "fsemu", "fsemu-esl", *SERVICES)
+    for address in [rows[name][0] for name in everything]:
         assert not accepts(address), f"{address} still answers after up stopped"
     assert (data / "nats" / "nats-server.log").stat().st_size > 0
     assert (data / "ferretdb" / "ferretdb.log").exists()

@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -33,6 +34,12 @@ DEFAULT_NATS_PORT = 4222
 DEFAULT_NATS_MONITOR_PORT = 8222
 DEFAULT_MONGODB_PORT = 27017
 DEFAULT_BASE_PORT = 8101
+# The emulated FreeSWITCH: its Event Socket where a real switch has it, its control API beside.
+DEFAULT_ESL_PORT = 8021
+DEFAULT_FSEMU_CONTROL_PORT = 8190
+FSEMU = "fsemu"
+# The node id the cti link reports for the switch `up` runs (or is pointed at).
+NODE_ID = "node-1"
 # Matches the services' own default of 20 s, plus time for the interpreter to exit.
 DEFAULT_GRACE_S = 20.0
 EXIT_MARGIN_S = 5.0
@@ -51,13 +58,33 @@ class ServiceComponent:
         return f"callmesh.{self.name}"
 
 
-# The services in start and port order (admin on the base port, 8101, … wfm on 8107). Later
-# components (the FreeSWITCH emulator, demo traffic) become more ProcessSpecs for the supervisor.
+# The services in start and port order (admin on the base port, 8101, … wfm on 8107). The
+# FreeSWITCH emulator, when it runs, starts before them (event socket 8021, control API 8190).
 SERVICES: tuple[ServiceComponent, ...] = tuple(
     ServiceComponent(name, offset)
     for offset, name in enumerate(("admin", "ivr", "acd", "cti", "outbound", "qa", "wfm"))
 )
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
+
+
+@dataclass(frozen=True)
+class FreeswitchTarget:
+    """A real FreeSWITCH's Event Socket for the cti link: ``host:port:password``."""
+
+    host: str
+    port: int
+    password: str
+
+
+def parse_freeswitch(text: str) -> FreeswitchTarget:
+    """``host:port:password`` (the password may contain ``:``); ValueError names the rule."""
+    host, sep, rest = text.partition(":")
+    port_text, sep2, password = rest.partition(":")
+    if not sep or not sep2 or not host or not password:
+        raise ValueError(f"must be HOST:PORT:PASSWORD, e.g. 10.0.0.5:8021:secret (got {text!r})")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"port must be a number from 1 to 65535 (got {port_text!r})")
+    return FreeswitchTarget(host, int(port_text), password)
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,13 @@ class UpOptions:
     log_format: str = "text"
     timeout_s: float = 90.0
     restart: bool = False
+    # A real switch for the cti link; None runs the emulator (when cti runs at all).
+    freeswitch: FreeswitchTarget | None = None
+
+    @property
+    def emulator(self) -> bool:
+        """Whether ``up`` runs the FreeSWITCH emulator (cti runs and no real switch is named)."""
+        return "cti" in self.services and self.freeswitch is None
 
 
 @dataclass(frozen=True)
@@ -139,7 +173,7 @@ class Platform:
         self.options = options
         self.output = output
         self.supervisor = Supervisor(output, restart=options.restart)
-        for name in options.services:
+        for name in ((FSEMU,) if options.emulator else ()) + options.services:
             # Known up front, so every prefix, the supervisor's first lines too, has one width.
             output.register(name)
         self.servers: list[ManagedServer] = []
@@ -412,6 +446,10 @@ class Platform:
         )
         specs: list[ProcessSpec] = []
         base = self.options.base_port
+        switch = self.options.freeswitch
+        if self.options.emulator:
+            emulator, switch = self._emulator_spec(common)
+            specs.append(emulator)
         jwks_url: str | None = None
         for service in SERVICES:
             if service.name not in self.options.services:
@@ -426,6 +464,15 @@ class Platform:
                 # The others verify with admin's JWKS; a URL and a public key are exclusive.
                 env.pop("CALLMESH_JWT_PUBLIC_KEY", None)
                 env["CALLMESH_JWKS_URL"] = jwks_url
+            if service.name == "cti" and switch is not None:
+                env.update(
+                    {
+                        "CALLMESH_CTI_NODE_ID": NODE_ID,
+                        "CALLMESH_CTI_ESL_HOST": switch.host,
+                        "CALLMESH_CTI_ESL_PORT": str(switch.port),
+                        "CALLMESH_CTI_ESL_PASSWORD": switch.password,
+                    }
+                )
             url = f"http://{HOST}:{port}"
             specs.append(
                 ProcessSpec(
@@ -440,6 +487,36 @@ class Platform:
                 )
             )
         return specs
+
+    def _emulator_spec(self, common: dict[str, str]) -> tuple[ProcessSpec, FreeswitchTarget]:
+        """The FreeSWITCH emulator's process, and where its Event Socket answers."""
+        base = self.options.base_port
+        esl_port = self.pick_port(DEFAULT_ESL_PORT if base else 0, "fsemu event socket")
+        control_port = self.pick_port(DEFAULT_FSEMU_CONTROL_PORT if base else 0, "fsemu control")
+        # A fresh password each run: only the cti link `up` starts needs it.
+        target = FreeswitchTarget(HOST, esl_port, secrets.token_urlsafe(16))
+        env = {
+            **common,
+            "CALLMESH_FSEMU_ESL_HOST": HOST,
+            "CALLMESH_FSEMU_ESL_PORT": str(esl_port),
+            "CALLMESH_FSEMU_PASSWORD": target.password,
+            "CALLMESH_FSEMU_CONTROL_HOST": HOST,
+            "CALLMESH_FSEMU_CONTROL_PORT": str(control_port),
+            "CALLMESH_FSEMU_HOSTNAME": NODE_ID,
+        }
+        url = f"http://{HOST}:{control_port}"
+        self.endpoints.append(Endpoint("fsemu-esl", f"tcp://{HOST}:{esl_port}", "-", "-"))
+        spec = ProcessSpec(
+            name=FSEMU,
+            argv=(sys.executable, "-m", "callmesh.fsemu"),
+            env=env,
+            url=url,
+            ready_url=f"{url}/healthz",
+            metrics_url=f"{url}/metrics",
+            grace_s=10.0,
+            log_path=self.data / "logs" / f"{FSEMU}.log",
+        )
+        return spec, target
 
     def _wait_ready(self) -> int | None:
         """None once every child is ready; else the exit code (0 if asked to stop, 1 failed)."""
@@ -493,10 +570,18 @@ class Platform:
             for c in self.supervisor.children
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-        services = len(self.supervisor.children)
+        services = sum(1 for c in self.supervisor.children if c.name != FSEMU)
+        real = self.options.freeswitch
+        switch = ""
+        if self.options.emulator:
+            switch = " and the FreeSWITCH emulator"
+        elif real is not None and "cti" in self.options.services:
+            switch = f" (cti attached to FreeSWITCH {real.host}:{real.port})"
         out = self.output
         out.plain("")
-        out.plain(f"callmesh is up: {services} services ready in {self.ready_after_s:.1f} s")
+        out.plain(
+            f"callmesh is up: {services} services{switch} ready in {self.ready_after_s:.1f} s"
+        )
         out.plain("")
         for row in rows:
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
@@ -525,6 +610,15 @@ class Platform:
 
 def _use_colour() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _freeswitch_option(value: str | None) -> FreeswitchTarget | None:
+    if value is None:
+        return None
+    try:
+        return parse_freeswitch(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
 
 
 def _services_option(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -575,7 +669,9 @@ def _services_option(_ctx: click.Context, _param: click.Parameter, value: str) -
 @click.option(
     "--freeswitch",
     metavar="HOST:PORT:PASSWORD",
-    help="A real FreeSWITCH to use instead of the emulator (not available yet).",
+    callback=lambda _ctx, _param, value: _freeswitch_option(value),
+    help="Attach the cti link to this real FreeSWITCH's Event Socket instead of starting "
+    "the emulator.",
 )
 @click.option(
     "--log-format",
@@ -606,14 +702,12 @@ def up(
     base_port: int,
     nats_url: str | None,
     mongodb_uri: str | None,
-    freeswitch: str | None,
+    freeswitch: FreeswitchTarget | None,
     log_format: str,
     timeout: float,
     restart: bool,
 ) -> None:
     """Run the platform here: NATS, FerretDB and every service, until Ctrl-C."""
-    if freeswitch is not None:
-        raise click.ClickException("--freeswitch: not available yet: the FreeSWITCH issue adds it")
     missing = [name for name in services if importlib.util.find_spec(f"callmesh.{name}") is None]
     if missing:
         packages = ", ".join(f"callmesh-{name}" for name in missing)
@@ -629,5 +723,6 @@ def up(
         log_format=log_format,
         timeout_s=timeout,
         restart=restart,
+        freeswitch=freeswitch,
     )
     ctx.exit(Platform(options, Output(sys.stdout, colour=_use_colour())).run())
