@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 from callmesh.core.esl import EslEvent, Frame, FrameParser, MalformedFrame, parse_event_plain
 
 READ_CHUNK = 256 * 1024
+# FrameParser.feed costs grow with the bytes it holds (it trims its buffer from the front), so it
+# is fed in small slices.
+FEED_SLICE = 4096
 
 
 class EslClientError(RuntimeError):
@@ -24,10 +27,13 @@ class EslClient:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         on_event: Callable[[EslEvent], None] | None = None,
+        on_frame: Callable[[Frame], None] | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.on_event = on_event
+        # Raw event frames, not decoded (benches that only need to read and count them).
+        self.on_frame = on_frame
         self.events: asyncio.Queue[EslEvent] = asyncio.Queue()
         self.malformed: list[MalformedFrame] = []
         self.disconnect_notices: list[Frame] = []
@@ -46,10 +52,11 @@ class EslClient:
         port: int,
         password: str = "ClueCon",
         on_event: Callable[[EslEvent], None] | None = None,
+        on_frame: Callable[[Frame], None] | None = None,
     ) -> EslClient:
         """Connect and log in (``auth``); EslClientError if refused."""
         reader, writer = await asyncio.open_connection(host, port, limit=2**24)
-        client = cls(reader, writer, on_event)
+        client = cls(reader, writer, on_event, on_frame)
         await client._auth
         reply = await client.command(f"auth {password}")
         if not (reply.get("Reply-Text") or "").startswith("+OK"):
@@ -104,8 +111,9 @@ class EslClient:
                 if not data:
                     break
                 self.bytes += len(data)
-                for frame in self._parser.feed(data):
-                    self._dispatch(frame)
+                for start in range(0, len(data), FEED_SLICE):
+                    for frame in self._parser.feed(data[start : start + FEED_SLICE]):
+                        self._dispatch(frame)
         finally:
             self._closed.set()
             error = EslClientError("connection closed")
@@ -121,6 +129,9 @@ class EslClient:
         self.frames += 1
         kind = frame.content_type
         if kind == "text/event-plain":
+            if self.on_frame is not None:
+                self.on_frame(frame)
+                return
             event = parse_event_plain(frame.body)
             if self.on_event is not None:
                 self.on_event(event)

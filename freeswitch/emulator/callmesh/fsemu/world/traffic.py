@@ -120,9 +120,9 @@ class TrafficGenerator:
                 return
             if self.spec.max_calls is not None and self.started >= self.spec.max_calls:
                 return
-            wait = origin + due / self.speed - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            # Behind schedule, still yield once per arrival: placing a call never suspends, and
+            # a burst of catch-up arrivals must not starve the calls already running.
+            await asyncio.sleep(max(0.0, origin + due / self.speed - loop.time()))
             planned = plan_call(self.spec, self.rng)
             self.started += 1
             try:
