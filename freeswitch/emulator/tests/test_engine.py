@@ -538,3 +538,20 @@ async def test_exported_variables_reach_the_b_leg_and_plain_sets_do_not(
     assert "only_b" not in a.variables
     assert a.variables["export_vars"] == "callmesh_call_id,only_b"
     a.hangup()
+
+
+async def test_uuid_break_stops_the_playing_file_but_not_the_next_one(
+    switch: Switch, recorder: Recorder, wav_dir: Path
+) -> None:
+    ch = await switch.inbound_call(caller_number="1", destination_number="2")
+    await recorder.wait_for("CHANNEL_PARK", ch.uuid)
+    assert await switch.api(f"uuid_break {ch.uuid}") == "+OK\n"
+    await switch.api(f"uuid_broadcast {ch.uuid} {wav_dir / 'prompt.wav'}")
+    await recorder.wait_for("PLAYBACK_START", ch.uuid)
+    await switch.api(f"uuid_broadcast {ch.uuid} {wav_dir / 'short.wav'}")
+    await switch.api(f"uuid_break {ch.uuid}")
+    first = await recorder.wait_for("PLAYBACK_STOP", ch.uuid)
+    second = await recorder.wait_for("PLAYBACK_STOP", ch.uuid, count=2)
+    assert first.get("Playback-Status") == "break"
+    assert second.get("Playback-Status") == "done"
+    ch.hangup()

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from callmesh.core.esl import parse_event_plain
-from callmesh.fsemu.esl_inbound import EslServer
+from callmesh.fsemu.esl_inbound import EslServer, start_esl_server
 from callmesh.fsemu.switch import Switch
 
 from .conftest import RawClient, Recorder
@@ -260,3 +260,16 @@ async def test_garbage_and_truncated_frames_never_crash_the_server(
     assert reply.get("Reply-Text") == "-ERR command not found"
     await asyncio.sleep(0.05)
     assert (await third.command("api hostname")).body == b"fsemu-test"
+
+
+async def test_acl_refusal_is_a_rude_rejection_before_auth(switch: Switch) -> None:
+    server = await start_esl_server(switch, port=0, acl=["10.0.0.0/8"])
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert data == (
+            b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
+        )
+        writer.close()
+    finally:
+        await server.close()

@@ -255,7 +255,7 @@ async def uuid_break(switch: Switch, arg: str) -> str:
     ch = _channel(switch, argv[0])
     if ch is None:
         return "-ERR No such channel!\n"
-    ch.media_break()
+    ch.media_break(len(argv) > 1 and argv[1].lower() == "all")
     return "+OK\n"
 
 

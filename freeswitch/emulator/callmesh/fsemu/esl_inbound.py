@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from callmesh.fsemu.esl_conn import EslConnection
@@ -20,16 +22,39 @@ __all__ = ["EslServer", "start_esl_server"]
 class EslServer:
     """A running inbound ESL server."""
 
-    def __init__(self, switch: Switch, password: str) -> None:
+    def __init__(self, switch: Switch, password: str, acl: Sequence[str] | None = None) -> None:
         self.switch = switch
         self.password = password
+        self.acl = [ipaddress.ip_network(net, strict=False) for net in acl] if acl else []
         self.port = 0
         self.host = ""
         self._server: asyncio.Server | None = None
         self._connections: set[EslConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def _allowed(self, writer: asyncio.StreamWriter) -> bool:
+        if not self.acl:
+            return True
+        peer = writer.get_extra_info("peername")
+        try:
+            address = ipaddress.ip_address(peer[0])
+        except (TypeError, ValueError, IndexError):
+            return False
+        return any(address in net for net in self.acl)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._allowed(writer):
+            # listener_run: the ACL check comes before auth/request.
+            message = b"Access Denied, go away.\n"
+            writer.write(
+                b"Content-Type: text/rude-rejection\nContent-Length: %d\n\n" % len(message)
+                + message
+            )
+            with contextlib.suppress(Exception):
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+            return
         conn = EslConnection(self.switch, reader, writer, password=self.password)
         self._connections.add(conn)
         task = asyncio.current_task()
@@ -72,9 +97,14 @@ class EslServer:
 
 
 async def start_esl_server(
-    switch: Switch, host: str = "127.0.0.1", port: int = 8021, password: str = "ClueCon"
+    switch: Switch,
+    host: str = "127.0.0.1",
+    port: int = 8021,
+    password: str = "ClueCon",
+    *,
+    acl: Sequence[str] | None = None,
 ) -> EslServer:
-    """Start the inbound ESL server for `switch`."""
-    server = EslServer(switch, password)
+    """Start the inbound ESL server for `switch` (`acl`: networks allowed to connect)."""
+    server = EslServer(switch, password, acl)
     await server.start(host, port)
     return server

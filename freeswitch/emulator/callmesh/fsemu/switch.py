@@ -495,9 +495,12 @@ class Channel:
         self._queue.put_nowait(message)
         self._wake.set()
 
-    def media_break(self, all_: bool = True) -> None:
-        """uuid_break: stop the current media (playback / collecting)."""
+    def media_break(self, all_: bool = False) -> None:
+        """uuid_break [all]: stop the current media; `all` also drops queued messages."""
         self._break = True
+        if all_:
+            while not self._queue.empty():
+                self._queue.get_nowait()
         self._wake.set()
 
     def request_transfer(self, dest: str, dialplan: str = "XML", context: str = "") -> None:
@@ -577,6 +580,9 @@ class Channel:
         if app_uuid:
             post.append(("Application-UUID", app_uuid))
         self.fire("CHANNEL_EXECUTE", post=post)
+        if self._transfer is None:
+            # CF_BREAK is cleared as every application starts (switch_core_session_exec).
+            self._break = False
         self.current_app = (app, expanded)
         self._app_depth += 1
         try:
