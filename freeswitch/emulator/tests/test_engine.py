@@ -555,3 +555,20 @@ async def test_uuid_break_stops_the_playing_file_but_not_the_next_one(
     assert first.get("Playback-Status") == "break"
     assert second.get("Playback-Status") == "done"
     ch.hangup()
+
+
+async def test_caller_abandoning_while_the_leg_rings_cancels_it(
+    switch: Switch, recorder: Recorder
+) -> None:
+    async def never_answers(leg: Channel, target: DialTarget) -> None:
+        await leg.far_ring()
+
+    switch.set_dial_handler(never_answers)
+    switch.set_dialplan({"1": [("bridge", "sofia/gateway/gw/123")]})
+    a = await switch.inbound_call(caller_number="1", destination_number="1")
+    progress = await recorder.wait_for("CHANNEL_PROGRESS")
+    b_uuid = progress.get("Unique-ID") or ""
+    assert b_uuid != a.uuid
+    a.hangup("NORMAL_CLEARING")
+    b_hangup = await recorder.wait_for("CHANNEL_HANGUP", b_uuid)
+    assert b_hangup.get("Hangup-Cause") == "ORIGINATOR_CANCEL"

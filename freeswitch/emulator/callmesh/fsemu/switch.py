@@ -1409,6 +1409,8 @@ class Switch:
             waiter.set()
 
         watchers = [asyncio.ensure_future(_watch(leg, poke)) for leg in legs]
+        if originator is not None:
+            watchers.append(asyncio.ensure_future(_poke_on_hangup(originator, poke)))
         try:
             while True:
                 for leg in legs:
@@ -1454,6 +1456,11 @@ async def _watch(ch: Channel, poke: Callable[[], None]) -> None:
         if not ch.ready:
             poke()
             return
+
+
+async def _poke_on_hangup(ch: Channel, poke: Callable[[], None]) -> None:
+    await ch._hangup_evt.wait()
+    poke()
 
 
 async def _drive(handler: DialHandler, ch: Channel, target: DialTarget) -> None:
