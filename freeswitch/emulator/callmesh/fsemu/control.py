@@ -301,7 +301,10 @@ def build_router(world: World) -> APIRouter:
             raise InvalidInput(
                 "scenario", "valid_scenario", str(err), problems=err.problems
             ) from err
-        await world.load(scenario)
+        try:
+            await world.load(scenario)
+        except TrafficExists as err:
+            raise Conflict(f"traffic {err} is running", code="traffic_running") from err
         return {"name": scenario.name, "phones": len(world.phones.phones)}
 
     @router.get("/stats")

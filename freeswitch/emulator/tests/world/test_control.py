@@ -121,6 +121,11 @@ async def test_a_scenario_is_loaded_from_yaml_or_refused_with_its_rules(
     assert loaded.status_code == 201
     assert loaded.json()["phones"] == 2
     await env.wait_for(lambda e: matches(e, "sofia::register", from_user="4002"))
+    running = "traffic: [{name: busy, rate: 1, numbers: ['5000'], patience: 1}]"
+    assert (await http.post("/scenario", content=running)).status_code == 201
+    twice = await http.post("/scenario", content=running)
+    assert twice.status_code == 409
+    assert twice.json()["code"] == "traffic_running"
     refused = await http.post("/scenario", content="traffic: [{name: x, rate: -1, numbers: [1]}]")
     assert refused.status_code == 422
     assert refused.json()["details"]["problems"] == [

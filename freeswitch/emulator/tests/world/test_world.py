@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from callmesh.fsemu.world.callers import CallerScript
 from callmesh.fsemu.world.distributions import Fixed
 from callmesh.fsemu.world.scenario import (
@@ -10,12 +12,14 @@ from callmesh.fsemu.world.scenario import (
     DigitStep,
     PhoneProfile,
     TrafficSpec,
+    load_scenario,
     parse_scenario,
 )
 
 from .conftest import Env, matches
 
 DOMAIN = "acme.callmesh.test"
+SMOKE = Path(__file__).resolve().parents[2] / "scenarios" / "smoke.yaml"
 REGISTER_HEADERS = [
     "profile-name",
     "from-user",
@@ -272,3 +276,19 @@ async def test_a_scenario_registers_its_phones_and_runs_its_callers(env: Env) ->
     assert {e.get("from-user") for e in env.named("sofia::register")} == {"3001", "3002", "3003"}
     await env.wait_for(lambda e: matches(e, "DTMF", DTMF_Digit="1"))
     await env.wait_for(lambda e: matches(e, "CHANNEL_HANGUP_COMPLETE"))
+
+
+async def test_the_smoke_scenario_registers_its_phones_and_its_callers_press_digits(
+    env: Env,
+) -> None:
+    await env.world.load(load_scenario(SMOKE))
+    await env.wait_for(lambda e: len(env.named("sofia::register")) >= 13)
+    digits = await env.wait_for(lambda e: matches(e, "DTMF", DTMF_Digit="1"))
+    caller = await env.wait_for(
+        lambda e: matches(e, "CHANNEL_HANGUP_COMPLETE", Unique_ID=digits.get("Unique-ID") or "")
+    )
+    assert caller.get("Caller-Caller-ID-Number") == "+33612345678"
+    busy = await env.client.api(f"originate user/1007@{DOMAIN} &park()")
+    assert busy.strip() == "-ERR USER_BUSY"
+    invalid = await env.client.api("originate sofia/gateway/carrier-a/+15550000404 &park()")
+    assert invalid.strip() == "-ERR UNALLOCATED_NUMBER"

@@ -219,7 +219,14 @@ class World:
     # --- scenarios ----------------------------------------------------------------------------
 
     async def load(self, scenario: Scenario) -> None:
-        """Apply a scenario: phones (registered), carriers, dialplan, callers and traffic."""
+        """Apply a scenario: phones (registered), carriers, dialplan, callers and traffic.
+
+        Refused whole (TrafficExists) if one of its generators is already running.
+        """
+        for spec in scenario.traffic:
+            current = self.traffic.get(spec.name)
+            if current is not None and current.running:
+                raise TrafficExists(spec.name)
         self.scenario = scenario
         if scenario.dialplan is not None:
             self.switch.set_dialplan(
