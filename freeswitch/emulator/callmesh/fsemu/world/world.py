@@ -223,10 +223,10 @@ class World:
 
         Refused whole (TrafficExists) if one of its generators is already running.
         """
-        for spec in scenario.traffic:
-            current = self.traffic.get(spec.name)
+        for traffic in scenario.traffic:
+            current = self.traffic.get(traffic.name)
             if current is not None and current.running:
-                raise TrafficExists(spec.name)
+                raise TrafficExists(traffic.name)
         self.scenario = scenario
         if scenario.dialplan is not None:
             self.switch.set_dialplan(
@@ -238,8 +238,8 @@ class World:
                     self.phones.register(phone)
         for carrier in scenario.carriers:
             self.add_carrier(carrier)
-        for spec in scenario.callers:
-            self._spawn(self._scripted_caller(spec))
+        for caller in scenario.callers:
+            self._spawn(self._scripted_caller(caller))
         for traffic in scenario.traffic:
             self.start_traffic(traffic)
         if scenario.duration is not None:
