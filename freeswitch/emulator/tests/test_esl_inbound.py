@@ -273,3 +273,19 @@ async def test_acl_refusal_is_a_rude_rejection_before_auth(switch: Switch) -> No
         writer.close()
     finally:
         await server.close()
+
+
+async def test_xml_events_follow_switch_event_xmlize(connect: Connect) -> None:
+    client = await connect()
+    reply = await client.command("event xml BACKGROUND_JOB")
+    assert reply.get("Reply-Text") == "+OK event listener enabled xml"
+    await client.send("bgapi hostname\n\n")
+    await client.frame()
+    frame = await client.frame()
+    assert frame.content_type == "text/event-xml"
+    text = frame.body.decode()
+    assert text.startswith("<event>\n  <headers>\n    <Event-Name>BACKGROUND_JOB</Event-Name>\n")
+    assert "    <FreeSWITCH-IPv6>%3A%3A1</FreeSWITCH-IPv6>\n" in text
+    assert text.endswith(
+        "  </headers>\n  <Content-Length>10</Content-Length>\n  <body>fsemu-test</body>\n</event>\n"
+    )

@@ -169,27 +169,39 @@ class Event:
         return data
 
 
-def _xml_escape(value: str) -> str:
-    return (
-        value.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-        .replace("'", "&apos;")
-    )
+def _xml_text(value: str) -> str:
+    # switch_xml_ampencode for element text with USE_UTF_8_ENCODING: & < > escaped, CR as
+    # &#xD;, every non-ASCII character as &#xHEX;.
+    out = []
+    for ch in value:
+        if ch == "&":
+            out.append("&amp;")
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch == "\r":
+            out.append("&#xD;")
+        elif ord(ch) > 0x7F:
+            out.append(f"&#x{ord(ch):X};")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _serialize_xml(headers: Sequence[tuple[str, str]], body: str | None) -> bytes:
-    # switch_event_xmlize: <event><headers><Name>urlenc(v)</Name>…</headers>[<body>…]</event>
+    """switch_event_xmlize + switch_xml_toxml(xml, SWITCH_FALSE): two-space indented document."""
     from callmesh.core.esl import url_encode
 
     parts = ["<event>\n  <headers>\n"]
     for name, value in headers:
-        parts.append(f"    <{name}>{_xml_escape(url_encode(value))}</{name}>\n")
+        parts.append(f"    <{name}>{url_encode(value)}</{name}>\n")
     parts.append("  </headers>\n")
     if body:
-        parts.append(f"  <body>{_xml_escape(body)}</body>\n")
-    parts.append("</event>")
+        size = len(body.encode("utf-8", "surrogateescape"))
+        parts.append(f"  <Content-Length>{size}</Content-Length>\n")
+        parts.append(f"  <body>{_xml_text(body)}</body>\n")
+    parts.append("</event>\n")
     return "".join(parts).encode()
 
 
