@@ -378,8 +378,12 @@ class Channel:
         """Wake whatever the session is waiting on."""
         self._wake.set()
 
-    def hangup(self, cause: str = "NORMAL_CLEARING") -> bool:
-        """switch_channel_perform_hangup; returns False when already hung up."""
+    def hangup(self, cause: str = "NORMAL_CLEARING", *, far: bool = False) -> bool:
+        """switch_channel_perform_hangup; returns False when already hung up.
+
+        ``far``: the other end hung up (mod_sofia then says recv_bye/recv_cancel/recv_refuse in
+        ``sip_hangup_disposition``), not this switch (send_bye/send_cancel/send_refuse).
+        """
         if self.hangup_cause is not None:
             return False
         cause = normalize_cause(cause)
@@ -390,10 +394,7 @@ class Channel:
         self.profile.touch()
         self.set_var("hangup_cause", cause)
         self.set_var("hangup_cause_q850", str(q850(cause)))
-        self.set_var(
-            "sip_hangup_disposition",
-            "send_bye" if self._app_depth or self.answered else "send_cancel",
-        )
+        self.set_var("sip_hangup_disposition", self._disposition(far))
         partner = self.partner
         if partner is not None:
             partner.set_var("last_bridge_hangup_cause", cause)
@@ -429,7 +430,17 @@ class Channel:
 
     async def far_hangup(self, cause: str = "NORMAL_CLEARING") -> None:
         """The far end hangs up (or rejects with `cause`)."""
-        self.hangup(cause)
+        self.hangup(cause, far=True)
+
+    def _disposition(self, far: bool) -> str:
+        """mod_sofia's ``sip_hangup_disposition``: who ended the dialog, and with what."""
+        if self.answered:
+            return "recv_bye" if far else "send_bye"
+        if self.direction == "inbound":
+            # An unanswered caller cancels; the switch refuses it with a final response.
+            return "recv_cancel" if far else "send_refuse"
+        # An unanswered outbound leg: the callee refuses it, or the switch cancels it.
+        return "recv_refuse" if far else "send_cancel"
 
     async def far_dtmf(self, digits: str, duration_ms: int = 100) -> None:
         """The far end sends RFC 2833 digits."""
