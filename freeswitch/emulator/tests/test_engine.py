@@ -427,6 +427,20 @@ async def test_conference_fires_maintenance_events(switch: Switch, recorder: Rec
     b.hangup()
     await recorder.wait_for("CHANNEL_DESTROY", b.uuid)
     actions = [e.get("Action") for e in recorder.events if e.subclass == "conference::maintenance"]
+    add = next(e for e in recorder.events if e.get("Action") == "add-member")
+    names = [k for k, _ in add.headers]
+    assert names[14:21] == [
+        "Conference-Name",
+        "Conference-Domain",
+        "Conference-Size",
+        "Conference-Ghosts",
+        "Conference-Profile-Name",
+        "Conference-Unique-ID",
+        "Floor",
+    ]
+    assert names[21] == "Channel-State"
+    assert names[-3:] == ["Energy-Level", "Current-Energy", "Action"]
+    assert add.get("variable_uuid") == a.uuid
     assert actions == [
         "conference-create",
         "add-member",

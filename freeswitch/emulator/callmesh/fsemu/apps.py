@@ -622,8 +622,8 @@ def _conference_headers(conf: Conference) -> list[tuple[str, str]]:
 
 
 def _member_headers(member_id: int, action: str) -> list[tuple[str, str]]:
+    # conference_member_add_event_data: conference data, Floor, channel data, then these.
     return [
-        ("Floor", "false"),
         ("Video", "false"),
         ("Hear", "true"),
         ("See", "true"),
@@ -666,7 +666,7 @@ async def conference(ch: Channel, arg: str) -> str | None:
     ch.conference = name
     ch.fire(
         "CUSTOM",
-        pre=_conference_headers(conf),
+        pre=[*_conference_headers(conf), ("Floor", "false")],
         post=_member_headers(member_id, "add-member"),
         subclass="conference::maintenance",
     )
@@ -682,7 +682,7 @@ async def conference(ch: Channel, arg: str) -> str | None:
         ch.conference = None
         ch.fire(
             "CUSTOM",
-            pre=_conference_headers(conf),
+            pre=[*_conference_headers(conf), ("Floor", "false")],
             post=_member_headers(member_id, "del-member"),
             subclass="conference::maintenance",
         )
