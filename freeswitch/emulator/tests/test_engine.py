@@ -347,10 +347,21 @@ async def test_registrations_fire_sofia_custom_events_and_show(
         "reg_user,realm,token,url,expires,network_ip,network_port,network_proto,hostname,metadata"
     )
     switch.registrations.unregister("1001", "acme.example")
-    assert recorder.events[-1].subclass == "sofia::unregister"
+    gone = recorder.events[-1]
+    assert gone.subclass == "sofia::unregister"
+    assert [k for k, _ in gone.headers][14:17] == ["profile-name", "username", "from-user"]
+    assert gone.get("expires") == "0"
     switch.registrations.register("1002", "acme.example", expires=0)
     assert switch.registrations.expire_due() == 1
-    assert recorder.events[-1].subclass == "sofia::expire"
+    expired = recorder.events[-1]
+    assert expired.subclass == "sofia::expire"
+    assert [k for k, _ in expired.headers][14:19] == [
+        "profile-name",
+        "call-id",
+        "user",
+        "username",
+        "host",
+    ]
 
 
 async def test_hold_plays_music_on_the_partner_and_unhold_stops_it(

@@ -940,24 +940,57 @@ class Registrations:
         return list(self._rows.values())
 
     def _fire(self, subclass: str, reg: Registration, expires: int, status: str) -> None:
-        headers = [
-            ("profile-name", reg.profile),
-            ("from-user", reg.user),
-            ("from-host", reg.domain),
-            ("presence-hosts", reg.domain),
-            ("contact", f'"{reg.user}" <{reg.contact}>'),
-            ("call-id", reg.call_id),
-            ("rpid", "unknown"),
-            ("status", status),
-            ("expires", str(expires)),
-            ("to-user", reg.user),
-            ("to-host", reg.domain),
-            ("network-ip", reg.network_ip),
-            ("network-port", reg.network_port),
-            ("username", reg.user),
-            ("realm", reg.domain),
-            ("user-agent", reg.user_agent),
-        ]
+        # Header sets and order of mod_sofia/sofia_reg.c: REGISTER (sofia_reg_handle_register_token),
+        # UNREGISTER (expires 0 on the same path) and EXPIRE (sofia_reg_del_callback).
+        contact = f'"{reg.user}" <{reg.contact}>'
+        if subclass == "sofia::register":
+            headers = [
+                ("profile-name", reg.profile),
+                ("from-user", reg.user),
+                ("from-host", reg.domain),
+                ("presence-hosts", reg.domain),
+                ("contact", contact),
+                ("call-id", reg.call_id),
+                ("rpid", "unknown"),
+                ("status", status),
+                ("expires", str(expires)),
+                ("to-user", reg.user),
+                ("to-host", reg.domain),
+                ("network-ip", reg.network_ip),
+                ("network-port", reg.network_port),
+                ("username", reg.user),
+                ("realm", reg.domain),
+                ("user-agent", reg.user_agent),
+            ]
+        elif subclass == "sofia::unregister":
+            headers = [
+                ("profile-name", reg.profile),
+                ("username", reg.user),
+                ("from-user", reg.user),
+                ("from-host", reg.domain),
+                ("contact", contact),
+                ("call-id", reg.call_id),
+                ("rpid", "unknown"),
+                ("realm", reg.domain),
+                ("network-ip", reg.network_ip),
+                ("network-port", reg.network_port),
+                ("user-agent", reg.user_agent),
+                ("expires", "0"),
+            ]
+        else:
+            headers = [
+                ("profile-name", reg.profile),
+                ("call-id", reg.call_id),
+                ("user", reg.user),
+                ("username", reg.user),
+                ("host", reg.domain),
+                ("contact", contact),
+                ("expires", str(int(reg.expires_at))),
+                ("user-agent", reg.user_agent),
+                ("realm", reg.domain),
+                ("network-ip", reg.network_ip),
+                ("network-port", reg.network_port),
+            ]
         self._switch.fire_custom(subclass, headers)
 
 
