@@ -940,7 +940,7 @@ class Registrations:
         return list(self._rows.values())
 
     def _fire(self, subclass: str, reg: Registration, expires: int, status: str) -> None:
-        # Header sets and order of mod_sofia/sofia_reg.c: REGISTER (sofia_reg_handle_register_token),
+        # Header sets and order of mod_sofia/sofia_reg.c: REGISTER (handle_register_token),
         # UNREGISTER (expires 0 on the same path) and EXPIRE (sofia_reg_del_callback).
         contact = f'"{reg.user}" <{reg.contact}>'
         if subclass == "sofia::register":
