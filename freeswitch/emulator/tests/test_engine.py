@@ -193,6 +193,9 @@ async def test_bridge_to_a_registered_user_fires_bridge_once_on_the_originator(
         "CHANNEL_CALLSTATE",
         "CHANNEL_PROGRESS",
     ]
+    outgoing = recorder.first("CHANNEL_OUTGOING", b_uuid)
+    assert outgoing.get("Channel-State") == "CS_NEW"
+    assert outgoing.get("Channel-State-Number") == "1"
     create = recorder.first("CHANNEL_CREATE", b_uuid)
     assert create.get("Call-Direction") == "outbound"
     assert create.get("Other-Type") == "originator"

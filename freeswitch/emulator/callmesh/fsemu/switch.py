@@ -1365,9 +1365,12 @@ class Switch:
             originator.profile.callee_id_name = "Outbound Call"
             originator.profile.callee_id_number = target.number
             originator.profile.touch()
-            ch.fire("CHANNEL_OUTGOING")
         else:
             ch.set_var("call_uuid", ch.uuid)
+        # switch_core_session_outgoing_channel: the endpoint already set CS_INIT, the session
+        # thread has not run yet (running state CS_NEW).
+        ch.state = "CS_INIT"
+        ch.fire("CHANNEL_OUTGOING")
         ch.set_running_state("CS_INIT", "CS_ROUTING")
         ch.fire("CHANNEL_CREATE")
         ch.fire("CHANNEL_ORIGINATE")
