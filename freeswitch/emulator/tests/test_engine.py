@@ -190,8 +190,8 @@ async def test_bridge_to_a_registered_user_fires_bridge_once_on_the_originator(
         "CHANNEL_OUTGOING",
         "CHANNEL_CREATE",
         "CHANNEL_ORIGINATE",
-        "CHANNEL_CALLSTATE",
         "CHANNEL_PROGRESS",
+        "CHANNEL_CALLSTATE",
     ]
     outgoing = recorder.first("CHANNEL_OUTGOING", b_uuid)
     assert outgoing.get("Channel-State") == "CS_NEW"

@@ -338,8 +338,8 @@ class Channel:
         self.profile.times["progress"] = now
         self.profile.touch()
         self._stamp("progress", now)
-        self.set_call_state("RINGING")
         self.fire("CHANNEL_PROGRESS")
+        self.set_call_state("RINGING")
         self._progress_evt.set()
 
     def mark_pre_answered(self) -> None:
@@ -352,8 +352,8 @@ class Channel:
         self.profile.times["progress_media"] = now
         self.profile.touch()
         self._stamp("progress_media", now)
-        self.set_call_state("EARLY")
         self.fire("CHANNEL_PROGRESS_MEDIA")
+        self.set_call_state("EARLY")
         self._progress_evt.set()
 
     def mark_answered(self) -> None:
