@@ -217,7 +217,12 @@ async def test_bridge_to_an_unregistered_user_hangs_up_the_caller_with_the_cause
     assert await a.wait_hangup() == "USER_NOT_REGISTERED"
     hangup = recorder.first("CHANNEL_HANGUP", a.uuid)
     assert hangup.get("variable_originate_disposition") == "USER_NOT_REGISTERED"
-    assert hangup.get("variable_hangup_cause_q850") == "16"
+    assert hangup.get("Hangup-Cause") == "USER_NOT_REGISTERED"
+    assert hangup.get("Channel-Call-State") == "RINGING"
+    assert hangup.get("variable_hangup_cause") is None
+    done = await recorder.wait_for("CHANNEL_HANGUP_COMPLETE", a.uuid)
+    assert done.get("variable_hangup_cause_q850") == "16"
+    assert done.get("Channel-Call-State") == "HANGUP"
 
 
 async def test_continue_on_fail_runs_the_rest_of_the_dialplan(

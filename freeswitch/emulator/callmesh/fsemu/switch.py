@@ -94,6 +94,7 @@ class Channel:
         self.early = False
         self.ring_ready = False
         self.hangup_cause: str | None = None
+        self._hangup_disposition = "send_bye"
         self.hit_dialplan = direction == "inbound"
         # Codec headers appear once media is negotiated: after CREATE for SIP inbound (the
         # INVITE carried SDP), after 183/200 for outbound legs.
@@ -392,9 +393,7 @@ class Channel:
         self.hangup_cause = cause
         self.profile.times["hungup"] = now
         self.profile.touch()
-        self.set_var("hangup_cause", cause)
-        self.set_var("hangup_cause_q850", str(q850(cause)))
-        self.set_var("sip_hangup_disposition", self._disposition(far))
+        self._hangup_disposition = self._disposition(far)
         partner = self.partner
         if partner is not None:
             partner.set_var("last_bridge_hangup_cause", cause)
@@ -402,7 +401,6 @@ class Channel:
             self.set_var("last_bridge_role", "originator")
         elif partner is not None:
             self.set_var("last_bridge_role", "originatee")
-        self.call_state_hangup()
         self.fire("CHANNEL_HANGUP")
         self._hangup_evt.set()
         self._answer_evt.set()
@@ -411,10 +409,6 @@ class Channel:
         self._wake.set()
         self.switch._on_hangup(self)
         return True
-
-    def call_state_hangup(self) -> None:
-        """Callstate HANGUP (no more callstate changes after it)."""
-        self.set_call_state("HANGUP")
 
     # ------------------------------------------------------------------ far end
     async def far_ring(self, early_media: bool = False) -> None:
@@ -786,7 +780,13 @@ class Channel:
         if self._destroyed.is_set():
             return
         cause = self.hangup_cause or "NORMAL_CLEARING"
+        # switch_core_session_hangup_state: media bugs go (RECORD_STOP), the cause variables and
+        # mod_sofia's disposition are set, callstate HANGUP, then the CS_HANGUP state change.
         await self.switch._before_teardown(self)
+        self.set_var("hangup_cause", cause)
+        self.set_var("hangup_cause_q850", str(q850(cause)))
+        self.set_var("sip_hangup_disposition", self._hangup_disposition)
+        self.set_call_state("HANGUP")
         self.set_running_state("CS_HANGUP", "CS_REPORTING")
         self._set_end_variables()
         self.set_running_state("CS_REPORTING")
