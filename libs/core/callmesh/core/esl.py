@@ -342,9 +342,26 @@ def parse_event_json(data: bytes) -> EslEvent:
     return EslEvent(headers, body)
 
 
+# Serialized "Name: value\n" lines by (name, value): events repeat most of their headers.
+_LINES: dict[tuple[str, str], str] = {}
+_LINES_MAX = 262144
+
+
 def serialize_event_plain(headers: Sequence[tuple[str, str]], body: str | None = None) -> bytes:
     """Serialize an event exactly as switch_event_serialize(event, &str, SWITCH_TRUE)."""
-    parts = [f"{name}: {url_encode(value) or '_undef_'}\n" for name, value in headers]
+    cache = _LINES
+    parts: list[str] = []
+    append = parts.append
+    for pair in headers:
+        line = cache.get(pair) if type(pair) is tuple else None
+        if line is None:
+            name, value = pair
+            line = f"{name}: {url_encode(value) or '_undef_'}\n"
+            if type(pair) is tuple:
+                if len(cache) >= _LINES_MAX:
+                    cache.clear()
+                cache[pair] = line
+        append(line)
     if body:
         encoded = body.encode("utf-8", "surrogateescape")
         parts.append(f"Content-Length: {len(encoded)}\n\n")
