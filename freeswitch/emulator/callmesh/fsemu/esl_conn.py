@@ -23,6 +23,7 @@ log = logging.getLogger("callmesh.fsemu.esl")
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 # read_packet: a header block longer than this is cut and parsed as it is.
 MAX_HEADER_BYTES = 10485760
+FIRST_PACKET_TIMEOUT = 25.0
 DISCONNECT_TEXT = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
 MYEVENTS = frozenset(
@@ -365,9 +366,16 @@ class EslConnection:
             first = True
             while self.running:
                 try:
-                    command = await self.reader.read()
+                    if first and self.outbound:
+                        # listener_run: the first packet of an outbound socket must come in 25 s.
+                        command = await asyncio.wait_for(self.reader.read(), FIRST_PACKET_TIMEOUT)
+                    else:
+                        command = await self.reader.read()
                 except ProtocolError as err:
                     log.warning("esl: dropping connection: %s", err)
+                    break
+                except TimeoutError:
+                    log.warning("esl: outbound socket sent nothing in %s s", FIRST_PACKET_TIMEOUT)
                     break
                 if command is None:
                     break
