@@ -461,7 +461,8 @@ class Channel:
             if mode is not None:
                 self.eavesdrop_mode = mode
                 return
-        self.dtmf_buffer.append(digit)
+        if len(self.dtmf_buffer) < 128:
+            self.dtmf_buffer.append(digit)
         self._wake.set()
 
     async def wait_hangup(self) -> str:
