@@ -605,3 +605,19 @@ async def test_caller_abandoning_while_the_leg_rings_cancels_it(
     a.hangup("NORMAL_CLEARING")
     b_hangup = await recorder.wait_for("CHANNEL_HANGUP", b_uuid)
     assert b_hangup.get("Hangup-Cause") == "ORIGINATOR_CANCEL"
+
+
+async def test_an_async_dialplan_is_awaited_and_no_route_fails_the_call(
+    switch: Switch, recorder: Recorder
+) -> None:
+    async def dialplan(ch: Channel) -> list[tuple[str, str]] | None:
+        await asyncio.sleep(0)
+        if ch.destination_number == "100":
+            return [("answer", ""), ("hangup", "USER_BUSY")]
+        return None
+
+    switch.set_dialplan(dialplan)
+    routed = await switch.inbound_call(caller_number="1", destination_number="100")
+    assert await routed.wait_hangup() == "USER_BUSY"
+    lost = await switch.inbound_call(caller_number="1", destination_number="999")
+    assert await lost.wait_hangup() == "NO_ROUTE_DESTINATION"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 import re
@@ -43,7 +44,9 @@ log = logging.getLogger("callmesh.fsemu")
 
 DialHandler = Callable[["Channel", DialTarget], Awaitable[None]]
 Extension = Sequence[tuple[str, str]]
-Dialplan = Callable[["Channel"], Extension | None] | Mapping[str, Extension]
+Dialplan = (
+    Callable[["Channel"], Extension | Awaitable[Extension | None] | None] | Mapping[str, Extension]
+)
 Listener = Callable[[Event], None]
 
 # switch_version_full() / switch_version_revision_human() / switch_version_full_human().
@@ -719,7 +722,11 @@ class Channel:
                 self.state = "CS_ROUTING"
                 self.set_running_state("CS_ROUTING", "CS_EXECUTE")
                 if extension is None:
-                    extension = self.switch.lookup_dialplan(self)
+                    try:
+                        extension = await self.switch.lookup_dialplan(self)
+                    except Exception:
+                        log.exception("dialplan lookup failed for %s", self.name)
+                        extension = None
                 if extension is None:
                     self.hangup("NO_ROUTE_DESTINATION")
                     break
@@ -1202,16 +1209,20 @@ class Switch:
         self._dial_handler = handler
 
     def set_dialplan(self, dialplan: Dialplan | None) -> None:
-        """Install the dialplan: a callable(channel) or a mapping destination → extension."""
+        """Install the dialplan: a mapping destination → extension, or a (sync or async)
+        callable(channel) → extension (None: no route, the call fails NO_ROUTE_DESTINATION)."""
         self._dialplan = dialplan
 
-    def lookup_dialplan(self, channel: Channel) -> Extension | None:
+    async def lookup_dialplan(self, channel: Channel) -> Extension | None:
         """The extension for the channel's destination (default: park)."""
         dialplan = self._dialplan
         if dialplan is None:
             return [("park", "")]
         if callable(dialplan):
-            return dialplan(channel)
+            found = dialplan(channel)
+            if inspect.isawaitable(found):
+                return await found
+            return found
         dest = channel.destination_number
         if dest in dialplan:
             return dialplan[dest]
