@@ -16,6 +16,8 @@
 # answered and ended, events received per second, the peak of live channels (CREATE - DESTROY as
 # the client saw them), and the emulator's CPU use. A rate is sustained when the achieved CPS is
 # within 5 % of the rate asked and every call ended within holding + 5 s of the last arrival.
+# The machine may be shared: "cps/core" (calls created per CPU-second the emulator used while
+# creating them) is what one dedicated core would sustain; the load average is recorded.
 
 from __future__ import annotations
 
@@ -66,6 +68,8 @@ class Row:
     emulator_cpu_percent: float
     emulator_cpu_percent_generating: float
     reader_cpu_percent_generating: float
+    # Calls created per CPU-second the emulator used: what one dedicated core would sustain.
+    calls_per_emulator_cpu_second: float
     sustained: bool
 
 
@@ -204,6 +208,7 @@ async def measure_rate(
         emulator_cpu_percent=100.0 * cpu / elapsed,
         emulator_cpu_percent_generating=100.0 * cpu_gen / t_gen,
         reader_cpu_percent_generating=100.0 * own_gen / t_gen,
+        calls_per_emulator_cpu_second=created / cpu_gen if cpu_gen > 0 else 0.0,
         sustained=achieved >= 0.95 * rate and delta["CHANNEL_DESTROY"] >= int(rate * seconds),
     )
 
@@ -243,7 +248,7 @@ def print_table(rows: list[Row]) -> None:
     print(
         f"{'rate':>6} {'achieved':>9} {'created':>8} {'answered':>9} {'ended':>7} "
         f"{'peak live':>9} {'events':>9} {'ev/s':>7} {'ev/s all':>8} {'cpu %':>6} "
-        f"{'cpu all':>7} {'sustained':>9}"
+        f"{'cpu all':>7} {'cps/core':>8} {'sustained':>9}"
     )
     for r in rows:
         print(
@@ -251,7 +256,7 @@ def print_table(rows: list[Row]) -> None:
             f"{r.calls_ended:7d} {r.peak_live_channels:9d} {r.events:9d} "
             f"{r.events_per_second_generating:7.0f} {r.events_per_second:8.0f} "
             f"{r.emulator_cpu_percent_generating:6.1f} {r.emulator_cpu_percent:7.1f} "
-            f"{'yes' if r.sustained else 'NO':>9}"
+            f"{r.calls_per_emulator_cpu_second:8.0f} {'yes' if r.sustained else 'NO':>9}"
         )
 
 

@@ -51,6 +51,9 @@ def arrival_gaps(rate: float, rng: random.Random) -> Callable[[], float]:
     return lambda: rng.expovariate(rate)
 
 
+# Arrivals placed back to back, at most, before yielding to the event loop when behind schedule.
+MAX_BURST = 32
+
 PlaceCall = Callable[[TrafficSpec, PlannedCall], Awaitable[object]]
 
 
@@ -114,15 +117,23 @@ class TrafficGenerator:
         # lower the rate: the next arrival is due at the sum of the gaps, not after this one.
         origin = loop.time() - offset_s / self.speed
         due = max(self.spec.start, offset_s)
+        burst = 0
         while True:
             due += gap()
             if self.spec.stop is not None and due >= self.spec.stop:
                 return
             if self.spec.max_calls is not None and self.started >= self.spec.max_calls:
                 return
-            # Behind schedule, still yield once per arrival: placing a call never suspends, and
-            # a burst of catch-up arrivals must not starve the calls already running.
-            await asyncio.sleep(max(0.0, origin + due / self.speed - loop.time()))
+            wait = origin + due / self.speed - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                burst = 0
+            elif burst >= MAX_BURST:
+                # Behind schedule: placing a call never suspends, so catch-up arrivals go in
+                # bursts with a yield between them, not starving the calls already running.
+                await asyncio.sleep(0)
+                burst = 0
+            burst += 1
             planned = plan_call(self.spec, self.rng)
             self.started += 1
             try:
