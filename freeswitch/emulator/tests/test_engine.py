@@ -103,6 +103,14 @@ async def test_answer_playback_and_hangup_produce_the_real_sequence(
     ]
     complete = [e for e in recorder.events if e.name == "CHANNEL_EXECUTE_COMPLETE"]
     assert complete[0].get("Application-Response") == "_none_"
+    assert [k for k, _ in complete[0].headers[-4:]] == [
+        "Application",
+        "Application-Data",
+        "Application-Response",
+        "Application-UUID",
+    ]
+    execute = recorder.first("CHANNEL_EXECUTE", ch.uuid)
+    assert execute.get("Application-UUID") == complete[0].get("Application-UUID")
     assert complete[1].get("Application-Response") == "FILE PLAYED"
     stop = recorder.first("PLAYBACK_STOP", ch.uuid)
     assert stop.get("Playback-Status") == "done"

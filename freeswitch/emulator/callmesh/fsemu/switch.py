@@ -573,7 +573,13 @@ class Channel:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), remaining)
 
-    async def execute(self, app: str, arg: str = "", app_uuid: str | None = None) -> str:
+    async def execute(
+        self,
+        app: str,
+        arg: str = "",
+        app_uuid: str | None = None,
+        app_uuid_name: str | None = None,
+    ) -> str:
         """switch_core_session_exec: EXECUTE, the app, EXECUTE_COMPLETE; returns the response."""
         from callmesh.fsemu.apps import APPLICATIONS
 
@@ -585,9 +591,16 @@ class Channel:
         self.set_var("current_application", app)
         self.set_var("current_application_data", expanded)
         self.set_var("current_application_response", None)
-        post = [("Application", app), ("Application-Data", expanded)]
-        if app_uuid:
-            post.append(("Application-UUID", app_uuid))
+        # switch_core_session_exec: every run has an Application-UUID (generated when the
+        # sendmsg gave no event-uuid); Application-UUID-Name only when event-uuid-name was given.
+        app_uuid = app_uuid or str(uuidlib.uuid4())
+        post = [
+            ("Application", app),
+            ("Application-Data", expanded),
+            ("Application-UUID", app_uuid),
+        ]
+        if app_uuid_name:
+            post.append(("Application-UUID-Name", app_uuid_name))
         self.fire("CHANNEL_EXECUTE", post=post)
         if self._transfer is None:
             # CF_BREAK is cleared as every application starts (switch_core_session_exec).
@@ -610,9 +623,10 @@ class Channel:
             ("Application", app),
             ("Application-Data", expanded),
             ("Application-Response", response if response is not None else "_none_"),
+            ("Application-UUID", app_uuid),
         ]
-        if app_uuid:
-            done.append(("Application-UUID", app_uuid))
+        if app_uuid_name:
+            done.append(("Application-UUID-Name", app_uuid_name))
         self.fire("CHANNEL_EXECUTE_COMPLETE", post=done)
         return response or ""
 
@@ -628,10 +642,11 @@ class Channel:
             loops = headers.get("loops", "1")
             count = int(loops) if loops.isdigit() else 1
             app_uuid = headers.get("event-uuid")
+            app_uuid_name = headers.get("event-uuid-name")
             for _ in range(max(1, count)):
                 if not self.ready:
                     break
-                await self.execute(app, arg, app_uuid)
+                await self.execute(app, arg, app_uuid, app_uuid_name)
         elif command == "unicast" or command == "nomedia":
             return
         elif command == "xferext":
