@@ -224,9 +224,10 @@ def hangup_side(role: int, direction: str, disposition: str, cause: str, partner
 
 def _platform_variables(headers: Mapping[str, str]) -> dict[str, str]:
     """The channel variables the platform set (``callmesh_*``); nothing else leaves the node."""
+    # By name, then get(): header mappings may decode values only when read.
     return {
-        name[9:]: value
-        for name, value in headers.items()
+        name[9:]: headers.get(name) or ""
+        for name in headers
         if name.startswith("variable_callmesh_") and not name.endswith(("_secret", "_password"))
     }
 

@@ -1,0 +1,399 @@
+"""The cti link's throughput and command latency on one core.
+
+Run: .tools/uv/bin/uv run --frozen --all-packages python bench/cti_link.py [--calls 3000]
+     [--commands 2000] [--json bench/results/cti_link.json]
+
+1. A burst of real event traffic is recorded from the FreeSWITCH emulator (inbound call, agent
+   leg originated and bridged, held, unheld, hung up; only the events the link subscribes to,
+   serialized by the emulator exactly as FreeSWITCH does). A plain asyncio server in a child
+   process speaks the ESL inbound handshake and replays the burst on the real wire (the
+   emulator alone cannot generate events as fast as the link takes them).
+2. The link (greenswitch InboundESL in its gevent thread, the bridge, the normalizer, the
+   publisher) reads the burst: ESL events normalized and published per second, first event in
+   to last JetStream ack, with the call events really published to a nats-server; then the same
+   without publishing (normalize only), and greenswitch's own parser alone (an InboundESL with a
+   counting ``*`` handler) on the same bytes, in the same run.
+3. Command round trip: the emulator's event socket in a child process with a parked call; a
+   client sends ``SwitchCommand``s (set a variable) on ``cm.node.<node>.cmd`` and waits for the
+   ``SwitchReply``: bus → link → bgapi → BACKGROUND_JOB → reply, p50/p99.
+
+The link's process runs on one core: the gevent thread and the asyncio loop share one GIL; the
+switch stand-ins and nats-server run in other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from callmesh.core.bus import Bus
+from callmesh.core.servers import nats_server_version, start_nats
+from callmesh.core.settings import PlatformSettings
+from callmesh.cti.adapters.bus import BusCallEvents
+from callmesh.cti.adapters.esl import EslLink, GeventThread
+from callmesh.cti.adapters.metrics import LinkMetrics
+from callmesh.cti.domain.normalize import CUSTOM_SUBCLASSES, SUBSCRIBED, CallEvent
+from callmesh.cti.service.link import CtiLink, LinkConfig
+from callmesh.proto.v1.switch_pb2 import SetVariable, SwitchCommand, SwitchReply
+
+DEFAULT_JSON = Path(__file__).parent / "results" / "cti_link.json"
+NODE = "bench-1"
+
+
+# -- the burst ------------------------------------------------------------------------------
+
+
+async def record_burst(calls: int, tenants: int) -> tuple[bytes, int, dict[str, int]]:
+    """Event frames of ``calls`` calls as the emulator fires them (subscribed events only)."""
+    from callmesh.fsemu.switch import Switch
+
+    switch = Switch(speed=50, seed=7)
+    frames: list[bytes] = []
+    names: dict[str, int] = {}
+    wanted = set(SUBSCRIBED) - {"BACKGROUND_JOB"}
+
+    def keep(event: Any) -> None:
+        if event.name in wanted or (event.name == "CUSTOM" and event.subclass in CUSTOM_SUBCLASSES):
+            frames.append(event.frame("plain"))
+            names[event.name] = names.get(event.name, 0) + 1
+
+    switch.subscribe(keep)
+
+    async def one(i: int) -> None:
+        tenant = f"t{i % tenants}"
+        caller = await switch.inbound_call(
+            caller_number=f"+3361{i:07d}",
+            destination_number="+33140000000",
+            variables={"callmesh_tenant": tenant, "callmesh_call_id": str(uuid.uuid4())},
+        )
+        agent = str(uuid.uuid4())
+        await switch.api(
+            f"originate {{origination_uuid={agent},callmesh_tenant={tenant},"
+            f"callmesh_role=agent}}null/1001 &park()"
+        )
+        await switch.api(f"uuid_bridge {caller.uuid} {agent}")
+        await switch.api(f"uuid_hold {agent}")
+        await switch.api(f"uuid_hold off {agent}")
+        await switch.api(f"uuid_kill {caller.uuid}")
+        await caller.wait_destroyed()
+
+    for start in range(0, calls, 100):
+        await asyncio.gather(*(one(i) for i in range(start, min(calls, start + 100))))
+    deadline = time.monotonic() + 60
+    while switch.channels() and time.monotonic() < deadline:  # noqa: ASYNC110 - agents end too
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    return b"".join(frames), len(frames), names
+
+
+def serve_burst(path: str, port_out: Any) -> None:
+    """Child process: an ESL inbound stand-in replaying the burst to every client."""
+    import asyncio as aio
+
+    from callmesh.core.esl import api_response_frame, command_reply_frame
+
+    payload = Path(path).read_bytes()
+
+    async def client(reader: aio.StreamReader, writer: aio.StreamWriter) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        try:
+            while True:
+                block = await reader.readuntil(b"\n\n")
+                command = block.decode().split("\n", 1)[0]
+                if command.startswith("auth"):
+                    writer.write(command_reply_frame("+OK accepted"))
+                elif command.startswith("event"):
+                    writer.write(command_reply_frame("+OK event listener enabled plain"))
+                    if command.endswith(" ALL"):  # raw greenswitch: no table to rebuild
+                        writer.write(payload)
+                elif command.startswith("api show channels"):
+                    writer.write(api_response_frame('{"row_count":0}'))
+                elif command.startswith("api show calls"):
+                    writer.write(api_response_frame('{"row_count":0}'))
+                    writer.write(payload)
+                elif command.startswith("exit"):
+                    writer.write(command_reply_frame("+OK bye"))
+                    await writer.drain()
+                    break
+                await writer.drain()
+        except (aio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    async def main() -> None:
+        server = await aio.start_server(client, "127.0.0.1", 0)
+        port_out.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    aio.run(main())
+
+
+def serve_emulator(port_out: Any) -> None:
+    """Child process: the emulator's event socket with one parked call."""
+    import asyncio as aio
+
+    from callmesh.fsemu.esl_inbound import start_esl_server
+    from callmesh.fsemu.switch import Switch
+
+    async def main() -> None:
+        switch = Switch(seed=3)
+        server = await start_esl_server(switch, port=0)
+        channel = await switch.inbound_call(
+            caller_number="+33612345678",
+            destination_number="+33140000000",
+            variables={"callmesh_tenant": "acme"},
+        )
+        port_out.put((server.port, channel.uuid))
+        await aio.Event().wait()
+
+    aio.run(main())
+
+
+# -- the link under measure -----------------------------------------------------------------
+
+
+class CountingPublisher:
+    """Publishes (or not) and notes when the last call event was acked."""
+
+    def __init__(self, inner: BusCallEvents | None) -> None:
+        self.inner = inner
+        self.published = 0
+        self.last = 0.0
+
+    async def publish_call_events(self, events: Sequence[CallEvent]) -> None:
+        if self.inner is not None:
+            await self.inner.publish_call_events(events)
+        self.published += len(events)
+        self.last = time.perf_counter()
+
+
+@dataclass
+class LinkRun:
+    label: str
+    events: int
+    published: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.events / self.seconds
+
+
+async def measure_link(
+    label: str, port: int, expected: int, bus: Bus | None, timeout_s: float = 600
+) -> LinkRun:
+    publisher = CountingPublisher(BusCallEvents(bus, NODE) if bus is not None else None)
+    metrics = LinkMetrics(NODE)
+    link = CtiLink(LinkConfig(node_id=NODE), publisher=publisher, observer=metrics)
+    thread = GeventThread()
+    bridge = await thread.start()
+    esl = EslLink(bridge, link, "127.0.0.1", port, "ClueCon", observer=metrics)
+    link.switch = esl
+    # From the connection on (its cost is in): the burst follows the channel snapshot.
+    began = time.perf_counter()
+    await esl.start()
+    deadline = time.monotonic() + timeout_s
+    while link.events_seen < expected and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    await esl.stop()
+    await thread.stop()
+    if link.events_seen < expected:
+        raise RuntimeError(f"{label}: only {link.events_seen} of {expected} events arrived")
+    return LinkRun(label, link.events_seen, publisher.published, publisher.last - began)
+
+
+async def measure_raw_greenswitch(port: int, expected: int) -> LinkRun:
+    """greenswitch's own receive and parse, counting events in a '*' handler."""
+    thread = GeventThread()
+    bridge = await thread.start()
+
+    def run() -> tuple[int, float]:
+        import gevent
+        from greenswitch.esl import InboundESL
+
+        seen = [0, 0.0, 0.0]
+
+        def count(event: Any) -> None:
+            seen[0] += 1
+            seen[2] = time.perf_counter()
+
+        esl = InboundESL("127.0.0.1", port, "ClueCon")
+        esl.register_handle("*", count)
+        esl.connect()
+        # The burst follows this command's reply: timed from just before it.
+        seen[1] = time.perf_counter()
+        esl.send("event plain ALL")
+        deadline = time.monotonic() + 600
+        while seen[0] < expected and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        esl.stop()
+        return int(seen[0]), seen[2] - seen[1]
+
+    events, seconds = await bridge.run_gevent(run)
+    await thread.stop()
+    return LinkRun("greenswitch parse only", events, 0, seconds)
+
+
+async def measure_commands(bus: Bus, client: Bus, n: int) -> dict[str, float]:
+    """SwitchCommand → SwitchReply over the bus against the emulator, sequentially."""
+    ctx = multiprocessing.get_context("spawn")
+    ports: Any = ctx.Queue()
+    child = ctx.Process(target=serve_emulator, args=(ports,), daemon=True)
+    child.start()
+    try:
+        port, channel = await asyncio.get_running_loop().run_in_executor(None, ports.get, True, 60)
+        link = CtiLink(LinkConfig(node_id=NODE), publisher=BusCallEvents(bus, NODE))
+        thread = GeventThread()
+        bridge = await thread.start()
+        esl = EslLink(bridge, link, "127.0.0.1", port, "ClueCon")
+        link.switch = esl
+        await esl.start()
+        while not link.esl_connected:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await bus.serve(bus.subjects.node_command(NODE), SwitchCommand, link.execute)
+        subject = client.subjects.node_command(NODE)
+        latencies: list[float] = []
+        for i in range(n + 100):
+            request = SwitchCommand(
+                command_id=str(i),
+                tenant_id="acme",
+                set_variable=SetVariable(channel_uuid=channel, name="bench", value=str(i)),
+            )
+            began = time.perf_counter()
+            reply = await client.request(subject, request, SwitchReply, timeout=10)
+            if not reply.ok:
+                raise RuntimeError(f"command failed: {reply.message} {reply.output}")
+            if i >= 100:  # warm-up
+                latencies.append(time.perf_counter() - began)
+        await esl.stop()
+        await thread.stop()
+    finally:
+        child.kill()
+    latencies.sort()
+    return {
+        "commands": float(n),
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p90_ms": latencies[int(len(latencies) * 0.9)] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "max_ms": latencies[-1] * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    print(f"recording a burst of {args.calls} calls from the emulator …", flush=True)
+    payload, expected, names = await record_burst(args.calls, args.tenants)
+    print(f"  {expected} events, {len(payload) / 1e6:.1f} MB: {names}", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-cti-"))
+    burst = workdir / "burst.esl"
+    burst.write_bytes(payload)
+    nats = start_nats(workdir / "nats")
+    ctx = multiprocessing.get_context("spawn")
+    ports: Any = ctx.Queue()
+    child = ctx.Process(target=serve_burst, args=(str(burst), ports), daemon=True)
+    child.start()
+    try:
+        port = await asyncio.get_running_loop().run_in_executor(None, ports.get, True, 60)
+        settings = PlatformSettings(nats_url=nats.url, subject_prefix="bench", instance="bench")
+        bus = Bus(settings, "cti")
+        client = Bus(settings, "bench-client")
+        await bus.connect(attempts=5)
+        await client.connect(attempts=5)
+        await bus.provision()
+        runs: list[LinkRun] = []
+        for round_ in range(args.repeat):
+            for label, target in (
+                ("link + publish (JetStream)", bus),
+                ("link, normalize only", None),
+            ):
+                run = await measure_link(label, port, expected, target)
+                runs.append(run)
+                print(
+                    f"  round {round_ + 1}: {label:28} {run.per_second:10,.0f} events/s "
+                    f"({run.published} call events published)",
+                    flush=True,
+                )
+            raw = await measure_raw_greenswitch(port, expected)
+            runs.append(raw)
+            print(f"  round {round_ + 1}: {raw.label:28} {raw.per_second:10,.0f} events/s")
+        print(f"command round trip ({args.commands} commands) …", flush=True)
+        commands = await measure_commands(bus, client, args.commands)
+        await bus.close()
+        await client.close()
+    finally:
+        child.kill()
+        nats.stop()
+    summary = []
+    for label in ("link + publish (JetStream)", "link, normalize only", "greenswitch parse only"):
+        mine = [r for r in runs if r.label == label]
+        summary.append(
+            {
+                "path": label,
+                "runs": len(mine),
+                "events": expected,
+                "call_events_published": mine[0].published,
+                "median_per_second": statistics.median(r.per_second for r in mine),
+                "best_per_second": max(r.per_second for r in mine),
+            }
+        )
+    return {
+        "benchmark": "cti_link",
+        "command": "python bench/cti_link.py " + " ".join(sys.argv[1:]),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": args.load,
+        "nats_server": nats_server_version(),
+        "greenswitch": version("greenswitch"),
+        "gevent": version("gevent"),
+        "calls": args.calls,
+        "esl_events": expected,
+        "esl_bytes": len(payload),
+        "events_by_name": names,
+        "summary": summary,
+        "command_round_trip": commands,
+        "target_events_per_second": 20_000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--tenants", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--commands", type=int, default=2000)
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    args = parser.parse_args()
+    args.load = os.getloadavg()[0]
+    report = asyncio.run(main_async(args))
+    print()
+    print(f"{'path':30} {'median ev/s':>12} {'best ev/s':>12}")
+    for row in report["summary"]:
+        print(f"{row['path']:30} {row['median_per_second']:12,.0f} {row['best_per_second']:12,.0f}")
+    c = report["command_round_trip"]
+    print(
+        f"\ncommand round trip: p50 {c['p50_ms']:.2f} ms, p90 {c['p90_ms']:.2f} ms, "
+        f"p99 {c['p99_ms']:.2f} ms (n={int(c['commands'])})"
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
