@@ -136,5 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         log.error("%s", problem)
         return 2
-    asyncio.run(serve(settings, scenario))
+    try:
+        asyncio.run(serve(settings, scenario))
+    except OSError as err:
+        # A port already taken, an address not on this host: say which, without a traceback.
+        log.error("cannot serve: %s", err)  # noqa: TRY400
+        return 1
     return 0
