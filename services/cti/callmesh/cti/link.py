@@ -113,7 +113,7 @@ class LinkParts:
             site=site,
             version=_version(),
             interval_s=s.heartbeat_interval_s,
-            state=lambda: (link.esl_connected, link.channels(), link.calls()),
+            state=lambda: _state(link),
         )
         if s.esl_enabled:
             self._gevent = GeventThread(name=f"cti-gevent-{s.node_id}")
@@ -151,6 +151,12 @@ class LinkParts:
         for directory in (self._numbers, self._directory):
             if directory is not None:
                 await directory.stop()
+
+
+def _state(link: CtiLink) -> tuple[bool, int, int]:
+    """The heartbeat's view of the node; live channels per tenant go to the metrics meanwhile."""
+    link.report_channels()
+    return link.esl_connected, link.channels(), link.calls()
 
 
 class _KickingNotifier:

@@ -253,6 +253,12 @@ async def test_heartbeats_say_connected_then_down_when_the_socket_is_lost_and_up
         )
         await link.wait("call_created", gone.uuid)
         await eventually(lambda: _true(beat(), lambda b: b.channels == 2), "2 channels")
+        from prometheus_client import REGISTRY
+
+        live = REGISTRY.get_sample_value(
+            "callmesh_cti_live_channels", {"node": NODE, "tenant": "acme"}
+        )
+        assert live == 2
         port = link.server.port
 
         await link.server.close()

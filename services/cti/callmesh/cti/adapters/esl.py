@@ -39,6 +39,7 @@ from urllib.parse import unquote
 
 import gevent
 import gevent.event
+import gevent.lock
 from greenswitch.esl import InboundESL, NotConnectedError
 
 from callmesh.core.bridge import Bridge
@@ -271,6 +272,9 @@ class EslLink:
         self._supervisor: Any = None
         self._stopping = False
         self._lost_signal: Any = None
+        # greenswitch matches replies to commands in send order; a send that yields half-way
+        # (full socket buffer) must not let another command's bytes in between.
+        self._send_lock: Any = None
         self.connects = 0
         self.malformed = 0
 
@@ -394,6 +398,7 @@ class EslLink:
 
     def _start_supervisor(self) -> None:
         self._lost_signal = gevent.event.Event()
+        self._send_lock = gevent.lock.Semaphore()
         self._supervisor = gevent.spawn(self._supervise)
 
     def _supervise(self) -> None:
@@ -412,7 +417,10 @@ class EslLink:
             esl.register_handle("*", self._on_greenswitch_event)
             self._lost_signal.clear()
             try:
-                with gevent.Timeout(self._connect_timeout_s + self._reply_timeout_s):
+                with (
+                    gevent.Timeout(self._connect_timeout_s + self._reply_timeout_s),
+                    self._send_lock,
+                ):
                     esl.connect()
                     reply = esl.send(SUBSCRIBE_COMMAND)
                     if not reply.headers.get("Reply-Text", "").startswith("+OK"):
@@ -499,7 +507,7 @@ class EslLink:
         esl = self._esl
         if esl is not None:
             try:
-                with gevent.Timeout(2):
+                with gevent.Timeout(2), self._send_lock:
                     esl.send("exit")
             except (gevent.Timeout, OSError, NotConnectedError):
                 pass
@@ -511,7 +519,7 @@ class EslLink:
 
     def _send(self, esl: _Esl, data: str, timeout_s: float) -> Any:
         try:
-            with gevent.Timeout(timeout_s):
+            with gevent.Timeout(timeout_s), self._send_lock:
                 return esl.send(data)
         except gevent.Timeout as err:
             # The reply may still come and would be matched to the next command: start over.
