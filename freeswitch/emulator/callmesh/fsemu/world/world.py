@@ -51,7 +51,6 @@ class World:
         self.scenario: Scenario | None = None
         self._calls: set[asyncio.Task[CallerOutcome]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._started_at = 0.0
         self._unsubscribe = switch.subscribe(self._on_event)
         switch.set_dial_handler(self.dial)
 
