@@ -101,7 +101,7 @@ class LinkParts:
             ),
             publisher=events,
             notifier=_KickingNotifier(events, self),
-            resolver=link_bus.DirectoryTenants(self._directory),
+            resolver=link_bus.DirectoryTenants(self._directory, s.sip_domain_suffix),
             archive=MediaRecordings(media, root=s.recordings_dir),
             observer=self.metrics,
         )

@@ -16,11 +16,16 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.aio.msg import Msg
 
 from callmesh.admin.app import AdminSettings
+from callmesh.core.bus import Bus
 from callmesh.core.runtime import Runtime, create_app
 from callmesh.core.settings import PlatformSettings
 from callmesh.cti.app import CtiSettings, build
+from callmesh.fsemu.esl_inbound import start_esl_server
+from callmesh.fsemu.switch import Switch
+from callmesh.proto.v1.event_pb2 import Event
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +46,8 @@ def _running_admin() -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running_cti(settings: PlatformSettings) -> AsyncIterator[httpx.AsyncClient]:
-    runtime = Runtime(build(CtiSettings(platform=settings, esl_enabled=False)))
+async def running_cti(settings: PlatformSettings, **cti: Any) -> AsyncIterator[httpx.AsyncClient]:
+    runtime = Runtime(build(CtiSettings(platform=settings, **{"esl_enabled": False, **cti})))
     app = create_app(runtime)
     async with app.router.lifespan_context(app):
         deadline = time.monotonic() + 60
@@ -83,7 +88,7 @@ async def platform(platform_settings: PlatformSettings) -> AsyncIterator[dict[st
         )
         assert phone.status_code == 201, phone.text
         async with running_cti(platform_settings) as cti:
-            yield {"cti": cti, "phone": phone.json()}
+            yield {"cti": cti, "phone": phone.json(), "settings": platform_settings}
 
 
 DIRECTORY_FORM = {
@@ -195,3 +200,39 @@ async def test_bad_form_input_is_a_400_naming_the_field(
     response = await cti.post(path, data=form)
     assert response.status_code == 400
     assert response.text.startswith(f"{field}:")
+
+
+async def test_a_phone_calling_without_the_tenant_variable_gets_its_tenant_from_the_directory(
+    platform: dict[str, Any], bus: Bus
+) -> None:
+    switch = Switch(speed=20, seed=2)
+    server = await start_esl_server(switch, port=0)
+    seen: list[Event] = []
+
+    async def collect(msg: Msg) -> None:
+        seen.append(Event.FromString(msg.data))
+
+    sub = await bus.nc.subscribe(f"{bus.subjects.prefix}.acme.call.created", cb=collect)
+    try:
+        async with running_cti(
+            platform["settings"], esl_enabled=True, esl_port=server.port, node_id="fs-x"
+        ):
+            deadline = time.monotonic() + 30
+            while server.connections == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            phone = await switch.inbound_call(
+                caller_number="1001",
+                destination_number="2000",
+                profile="internal",
+                domain="acme.sip.callmesh.local",
+            )
+            while not seen:
+                assert time.monotonic() < deadline, "no call.created for the phone's call"
+                await asyncio.sleep(0.02)
+            created = seen[0]
+            assert (created.tenant_id, created.call_id) == ("acme", phone.uuid)
+            assert created.call_created.caller.number == "1001"
+    finally:
+        await sub.unsubscribe()
+        await server.close()

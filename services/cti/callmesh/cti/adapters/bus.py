@@ -121,11 +121,14 @@ class BusCallEvents:
 class DirectoryTenants:
     """``TenantResolver`` through admin's SIP directory (cached, invalidated by tenant events)."""
 
-    def __init__(self, directory: SipDirectory) -> None:
+    def __init__(self, directory: SipDirectory, sip_domain_suffix: str) -> None:
         self._directory = directory
+        self._suffix = "." + sip_domain_suffix.lower().strip(".")
 
     async def tenant_of(self, domain: str, username: str) -> str:
-        """The tenant of a SIP user, or ""."""
+        """The tenant of a SIP user, or "" (carriers' and IP domains are not asked about)."""
+        if not domain.lower().rstrip(".").endswith(self._suffix):
+            return ""
         try:
             reply = await self._directory.lookup(domain, username)
         except DomainError as err:
