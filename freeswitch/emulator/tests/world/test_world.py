@@ -74,6 +74,20 @@ async def test_unregistering_fires_unregister_and_calls_then_fail(env: Env) -> N
     env.world.phones.register(phone)
     env.world.phones.unregister(phone)
     event = await env.wait_for(lambda e: matches(e, "sofia::unregister", from_user="1003"))
+    assert own_headers(event) == [
+        "profile-name",
+        "username",
+        "from-user",
+        "from-host",
+        "contact",
+        "call-id",
+        "rpid",
+        "realm",
+        "network-ip",
+        "network-port",
+        "user-agent",
+        "expires",
+    ]
     assert event.get("expires") == "0"
     reply = await env.client.api(f"originate user/1003@{DOMAIN} &park()")
     assert reply.strip() == "-ERR USER_NOT_REGISTERED"
@@ -83,8 +97,9 @@ async def test_a_phone_that_goes_offline_expires(env: Env) -> None:
     phone = env.world.phones.add("1004", DOMAIN, BUILTIN_PROFILES["answer"], expires=30)
     env.world.phones.register(phone)
     env.world.phones.go_offline(phone)
-    # mod_sofia's expire names the user in `user` and `username`; both carry it here.
-    event = await env.wait_for(lambda e: matches(e, "sofia::expire", username="1004"))
+    # mod_sofia's expire (sofia_reg_del_callback) names the user in `user` and the domain in `host`.
+    event = await env.wait_for(lambda e: matches(e, "sofia::expire", user="1004"))
+    assert event.get("host") == DOMAIN
     assert event.get("profile-name") == "internal"
     assert phone.state == "expired"
     reply = await env.client.api(f"originate user/1004@{DOMAIN} &park()")
