@@ -198,3 +198,57 @@ def test_event_frame_counts_bytes_after_encoding() -> None:
     head, _, body = frame.partition(b"\n\n")
     assert head == b"Content-Length: %d\nContent-Type: text/event-plain" % len(payload)
     assert body == payload
+
+
+def _transcript() -> bytes:
+    """Every kind of frame, CRLF and LF blank lines, bodies, and malformed blocks between them."""
+    parts = [b"Content-Type: auth/request\n\n", command_reply_frame("+OK accepted")]
+    for i in range(300):
+        headers = [("Event-Name", "CUSTOM"), ("Event-Sequence", str(i)), ("X", "a b%\n" * (i % 7))]
+        parts.append(event_frame(serialize_event_plain(headers, "body\n\n" * (i % 3))))
+        if i % 50 == 7:
+            parts.append(b"garbage without colon\r\n\r\n")
+        if i % 60 == 11:
+            parts.append(b"\r\n\nContent-Type: command/reply\r\nReply-Text: +OK\r\n\r\n")
+        if i % 70 == 13:
+            parts.append(b"Content-Length: -1\n\n")
+        parts.append(api_response_frame(f"+OK {i}\n" * (i % 4)))
+    return b"".join(parts)
+
+
+def test_frame_parser_gives_the_same_frames_fed_at_once_or_byte_by_byte() -> None:
+    stream = _transcript()
+    whole = FrameParser().feed(stream)
+    parser = FrameParser()
+    sliced: list[Frame | MalformedFrame] = []
+    for i in range(len(stream)):
+        sliced.extend(parser.feed(stream[i : i + 1]))
+    assert parser.close() == []
+    assert sliced == whole
+    events = [f for f in whole if isinstance(f, Frame) and f.content_type == "text/event-plain"]
+    assert [parse_event_plain(f.body).get("Event-Sequence") for f in events] == [
+        str(i) for i in range(300)
+    ]
+    # 6 blocks without a colon (i = 7, 57, …) and 5 negative Content-Lengths (i = 13, 83, …).
+    assert sum(isinstance(f, MalformedFrame) for f in whole) == 11
+
+
+def test_frame_parser_keeps_state_across_compaction() -> None:
+    # Large enough that the parser drops consumed bytes from the front mid-stream.
+    stream = _transcript() * 20
+    parser = FrameParser()
+    frames: list[Frame | MalformedFrame] = []
+    for i in range(0, len(stream), 70001):
+        frames.extend(parser.feed(stream[i : i + 70001]))
+    assert frames == FrameParser().feed(stream)
+
+
+def test_parse_event_plain_decodes_only_escaped_values_and_handles_crlf() -> None:
+    data = b"Event-Name: CUSTOM\r\nA: 100%25%20sure\r\nB:  plain\r\nC: %zz%C3%A9\r\n\r\n"
+    event = parse_event_plain(data)
+    assert event.headers == [
+        ("Event-Name", "CUSTOM"),
+        ("A", "100% sure"),
+        ("B", "plain"),
+        ("C", "%zzé"),
+    ]

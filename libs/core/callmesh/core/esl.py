@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,7 +29,6 @@ __all__ = [
 _URL_UNSAFE = b'\r\n #%&+:;<=>?@[\\]^`{|}"'
 # switch_url_encode_opt only keeps an existing escape when both digits are UPPERCASE hex.
 _UPPER_HEX = frozenset(b"0123456789ABCDEF")
-_ANY_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 def _needs_escape(byte: int) -> bool:
@@ -62,23 +62,67 @@ def url_encode(value: str) -> str:
     return _url_encode_cached(value)
 
 
+# "%XX" escapes: the two hex digits (either case) → the byte.
+_HEX_PAIRS = {
+    f"{a}{b}".encode(): int(f"{a}{b}", 16)
+    for a in "0123456789abcdefABCDEF"
+    for b in "0123456789abcdefABCDEF"
+}
+_HEX_STR = frozenset(key.decode() for key in _HEX_PAIRS)
+
+
+# "%XX" escapes of ASCII characters, as text: the two hex digits (either case) → the character.
+_HEX_CHARS = {key.decode(): chr(byte) for key, byte in _HEX_PAIRS.items() if byte < 0x80}
+# Decoded values by raw value: the same values (channel names, URIs, caller ids) recur in
+# every event of a call.
+_DECODED: dict[str, str] = {}
+_DECODED_MAX = 65536
+
+
 def url_decode(value: str) -> str:
     """Percent-decode a header value (`+` stays `+`); invalid escapes are kept literally."""
     if "%" not in value:
         return value
-    data = value.encode("utf-8", "surrogateescape")
-    out = bytearray()
-    i = 0
-    n = len(data)
-    while i < n:
-        byte = data[i]
-        if byte == 0x25 and i + 2 < n and data[i + 1] in _ANY_HEX and data[i + 2] in _ANY_HEX:
-            out.append(int(data[i + 1 : i + 3], 16))
-            i += 3
+    decoded = _DECODED.get(value)
+    if decoded is None:
+        decoded = _url_decode(value)
+        if len(value) <= 512:
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[value] = decoded
+    return decoded
+
+
+def _url_decode(value: str) -> str:
+    pieces = value.split("%")
+    if value.isascii():
+        # Escapes of ASCII characters only: no bytes needed.
+        chars = _HEX_CHARS
+        out = [pieces[0]]
+        for piece in pieces[1:]:
+            char = chars.get(piece[:2])
+            if char is None:
+                if piece[:2] in _HEX_STR:
+                    break  # an escaped byte >= 0x80: decode as bytes below
+                out.append("%")
+                out.append(piece)
+            else:
+                out.append(char)
+                out.append(piece[2:])
         else:
-            out.append(byte)
-            i += 1
-    return out.decode("utf-8", "replace")
+            return "".join(out)
+    raw = value.encode("utf-8", "surrogateescape").split(b"%")
+    data = bytearray(raw[0])
+    pairs = _HEX_PAIRS
+    for chunk in raw[1:]:
+        byte = pairs.get(chunk[:2])
+        if byte is None:
+            data.append(0x25)
+            data += chunk
+        else:
+            data.append(byte)
+            data += chunk[2:]
+    return data.decode("utf-8", "replace")
 
 
 class EslParseError(ValueError):
@@ -125,62 +169,68 @@ class MalformedFrame:
 class FrameParser:
     """Incremental parser of FreeSWITCH → client traffic (header block, blank line, body)."""
 
+    # Consumed bytes are dropped from the front of the buffer only when at least this many
+    # (and at least half the buffer) are dead, so feeding stays linear in the bytes fed.
+    _COMPACT_BYTES = 65536
+
     def __init__(
         self, max_header_bytes: int = 65536, max_body_bytes: int = 16 * 1024 * 1024
     ) -> None:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
         self._buf = bytearray()
+        self._pos = 0  # start of the unconsumed bytes
+        self._scan = 0  # no header block ends before this index
         self._pending: tuple[list[tuple[str, str]], int] | None = None
         self._skipping = False
 
     def feed(self, data: bytes) -> list[Frame | MalformedFrame]:
         """Add bytes; return every frame (or malformed chunk) completed so far."""
-        self._buf += data
-        out: list[Frame | MalformedFrame] = []
         buf = self._buf
+        buf += data
+        out: list[Frame | MalformedFrame] = []
+        pos = self._pos
+        size = len(buf)
         while True:
             if self._pending is not None:
                 headers, length = self._pending
-                if len(buf) < length:
+                if size - pos < length:
                     break
-                body = bytes(buf[:length])
-                del buf[:length]
+                body = bytes(buf[pos : pos + length])
+                pos += length
+                self._scan = pos
                 self._pending = None
                 out.append(Frame(headers, body))
                 continue
             if self._skipping:
-                end, sep = _block_end(buf)
+                end, sep = _block_end(buf, max(pos, self._scan))
                 if end < 0:
-                    keep = max(0, len(buf) - 3)
-                    del buf[:keep]
+                    pos = self._scan = max(pos, size - 2)
                     break
-                del buf[: end + sep]
+                pos = self._scan = end + sep
                 self._skipping = False
                 continue
             # Leading blank lines between frames are skipped, as FreeSWITCH does.
-            start = 0
-            while start < len(buf) and buf[start] in (0x0A, 0x0D):
-                start += 1
-            if start:
-                del buf[:start]
-            if not buf:
+            while pos < size and buf[pos] in (0x0A, 0x0D):
+                pos += 1
+            if pos >= size:
                 break
-            end, sep = _block_end(buf)
+            end, sep = _block_end(buf, max(pos, self._scan))
             if end < 0:
-                if len(buf) > self.max_header_bytes:
+                self._scan = max(pos, size - 2)
+                if size - pos > self.max_header_bytes:
                     out.append(
                         MalformedFrame(
                             f"header block longer than {self.max_header_bytes} bytes",
-                            bytes(buf[:256]),
+                            bytes(buf[pos : pos + 256]),
                         )
                     )
                     self._skipping = True
                     continue
                 break
-            block = bytes(buf[:end])
-            del buf[: end + sep]
-            if end > self.max_header_bytes:
+            block = bytes(buf[pos:end])
+            pos = self._scan = end + sep
+            if len(block) > self.max_header_bytes:
                 out.append(
                     MalformedFrame(
                         f"header block longer than {self.max_header_bytes} bytes", block[:256]
@@ -196,22 +246,32 @@ class FrameParser:
                 self._pending = (headers, length)
             else:
                 out.append(Frame(headers, b""))
+        if pos >= size:
+            buf.clear()
+            pos = self._scan = 0
+        elif pos >= self._COMPACT_BYTES and pos * 2 >= size:
+            del buf[:pos]
+            self._scan -= pos
+            pos = 0
+        self._pos = pos
         return out
 
     def close(self) -> list[MalformedFrame]:
         """Report a truncated trailing frame, if any, and reset."""
         out: list[MalformedFrame] = []
+        rest = bytes(self._buf[self._pos :])
         if self._pending is not None:
             headers, length = self._pending
             out.append(
                 MalformedFrame(
-                    f"truncated body: {len(self._buf)} of {length} bytes",
-                    _render_headers(headers) + bytes(self._buf),
+                    f"truncated body: {len(rest)} of {length} bytes",
+                    _render_headers(headers) + rest,
                 )
             )
-        elif self._buf.strip(b"\r\n") and not self._skipping:
-            out.append(MalformedFrame("truncated header block", bytes(self._buf)))
+        elif rest.strip(b"\r\n") and not self._skipping:
+            out.append(MalformedFrame("truncated header block", rest))
         self._buf = bytearray()
+        self._pos = self._scan = 0
         self._pending = None
         self._skipping = False
         return out
@@ -241,10 +301,12 @@ class FrameParser:
         return headers, length
 
 
-def _block_end(buf: bytearray) -> tuple[int, int]:
-    """Index of the blank line ending a header block and the separator length, or (-1, 0)."""
-    lf = buf.find(b"\n\n")
-    crlf = buf.find(b"\n\r\n")
+def _block_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int]:
+    """Index of the blank line ending a header block (searching from start) and the separator
+    length, or (-1, 0)."""
+    lf = buf.find(b"\n\n", start)
+    # A CRLF blank line only matters when it comes before the first LF one: search no further.
+    crlf = buf.find(b"\n\r\n", start) if lf < 0 else buf.find(b"\n\r\n", start, lf + 1)
     if crlf >= 0 and (lf < 0 or crlf < lf):
         return crlf + 1, 2
     if lf >= 0:
@@ -286,30 +348,42 @@ class EslEvent:
         return out
 
 
+# One "Name: value" line of a serialized event (the name has no ':'; spaces after ':' dropped).
+_EVENT_LINE = re.compile(r"^([^:\n]+): *([^\n]*)", re.MULTILINE)
+
+
 def parse_event_plain(data: bytes) -> EslEvent:
     """Parse the body of a text/event-plain frame (URL-decoded headers, optional body)."""
-    end, sep = _block_end(bytearray(data))
+    end, sep = _block_end(data)
     if end < 0:
         block, rest = data, b""
     else:
         block, rest = data[:end], data[end + sep :]
+    # UTF-8 decoding line by line or the whole block at once gives the same text ('\n' is ASCII).
+    text = block.decode("utf-8", "replace")
+    decode = url_decode
+    if "\r" not in text and "Content-Length:" not in text and text[-1:] == "\n":
+        # The common case: one pass of the line pattern over the block; every line must match.
+        pairs = _EVENT_LINE.findall(text)
+        if pairs and len(pairs) == text.count("\n"):
+            return EslEvent([(n, decode(v) if "%" in v else v) for n, v in pairs], None)
     headers: list[tuple[str, str]] = []
     length: int | None = None
-    for raw_line in block.split(b"\n"):
-        line = raw_line.rstrip(b"\r")
-        if not line:
-            continue
-        colon = line.find(b":")
-        if colon <= 0:
-            raise EslParseError(f"bad header line {line[:80]!r} (expected 'Name: value')")
-        name = line[:colon].decode("utf-8", "replace")
-        value = line[colon + 1 :].lstrip(b" ").decode("utf-8", "replace")
+    for line in text.split("\n"):
+        name, colon, value = line.partition(":")
+        if not colon or not name:
+            line = line.rstrip("\r")
+            if not line:
+                continue
+            shown = line.encode("utf-8", "surrogateescape")[:80]
+            raise EslParseError(f"bad header line {shown!r} (expected 'Name: value')")
+        value = value.rstrip("\r").lstrip(" ")
         if name == "Content-Length":
             if not value.strip().isdigit():
                 raise EslParseError(f"inner Content-Length {value!r} is not a number >= 0")
             length = int(value)
             continue
-        headers.append((name, url_decode(value)))
+        headers.append((name, decode(value) if "%" in value else value))
     if not headers:
         raise EslParseError("event has no headers")
     body: str | None = None
