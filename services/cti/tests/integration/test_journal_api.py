@@ -215,7 +215,14 @@ async def call_with(cti: Cti, tenant_id: str, call_id: str, count: int) -> dict[
 
     async def check() -> dict[str, Any] | None:
         got = await cti.http.get(f"/v1/t/{tenant_id}/calls/{call_id}", headers=headers)
-        if got.status_code == 200 and got.json()["event_count"] == count:
+        listed = await cti.http.get(f"/v1/t/{tenant_id}/calls?limit=500", headers=headers)
+        summaries = [c for c in listed.json()["items"] if c["call_id"] == call_id]
+        # The search's record follows the call's events: wait until both have them all.
+        if (
+            got.status_code == 200
+            and got.json()["event_count"] == count
+            and [c["event_count"] for c in summaries] == [count]
+        ):
             return dict(got.json())
         last[:] = [got.status_code, got.text[:2000]]
         return None

@@ -156,8 +156,7 @@ def fact_of_doc(doc: Mapping[str, Any]) -> Fact | None:
     data: dict[str, Any] = {}
     for name, value in (doc.get("data") or {}).items():
         data[name] = _unpairs(value["pairs"]) if isinstance(value, dict) else value
-    at: datetime = doc["at"]
-    return Fact(str(doc["id"]), at.astimezone(UTC), kind, data)
+    return Fact(str(doc["id"]), _aware(doc["at"]), kind, data)
 
 
 def _record_doc(record: CallRecord) -> dict[str, Any]:
@@ -168,7 +167,10 @@ def _record_doc(record: CallRecord) -> dict[str, Any]:
 
 
 def _aware(value: Any) -> Any:
-    return value.astimezone(UTC) if isinstance(value, datetime) else value
+    # MongoDB keeps UTC; a client without tz_aware hands it back naive.
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
 
 
 def summary_of_doc(doc: Mapping[str, Any]) -> CallSummary:
@@ -263,19 +265,25 @@ class MongoCallJournal:
     async def apply(self, tenant_id: str, call_id: str, fact: Fact) -> Applied:
         """Add one event to its call and fold the call's record again (see the module doc)."""
         calls, events = await self._cols(tenant_id)
-        if await events.count_documents({"call_id": call_id}) >= MAX_FACTS:
-            raise JournalFull(f"call {call_id} already holds {MAX_FACTS} events", max=MAX_FACTS)
-        try:
-            await events.insert_one({"call_id": call_id, **fact_doc(fact)})
-            applied = Applied.ADDED
-        except DuplicateKeyError:
+        facts = await self._facts(events, call_id)
+        if fact.event_id in facts:
             # Folded again all the same: the writer that stored it may have died before folding.
             applied = Applied.DUPLICATE
+        else:
+            if len(facts) >= MAX_FACTS:
+                raise JournalFull(f"call {call_id} already holds {MAX_FACTS} events", max=MAX_FACTS)
+            try:
+                await events.insert_one({"call_id": call_id, **fact_doc(fact)})
+                applied = Applied.ADDED
+                facts.add(fact)
+            except DuplicateKeyError:
+                applied = Applied.DUPLICATE  # the same event, stored by a racing redelivery
+                facts = await self._facts(events, call_id)
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 # Writers of one call collide in bursts (both legs hang up at once): spread out.
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
-            facts = await self._facts(events, call_id)
+                facts = await self._facts(events, call_id)
             record = build_record(tenant_id, call_id, facts)
             try:
                 await calls.replace_one({"call_id": call_id}, _record_doc(record), upsert=True)

@@ -92,6 +92,7 @@ class CallSummaryOut(BaseModel):
     duration_ms: int
     queue_wait_ms: int
     talk_ms: int
+    event_count: int
 
 
 class LegOut(BaseModel):
@@ -217,7 +218,6 @@ class CallOut(CallSummaryOut):
     holds: list[HoldOut]
     recordings: list[RecordingOut]
     data: dict[str, str]
-    event_count: int
     timeline: list[TimelineEntryOut]
 
 

@@ -359,6 +359,7 @@ class CallSummary:
     duration_ms: int = 0
     queue_wait_ms: int = 0
     talk_ms: int = 0
+    event_count: int = 0
 
 
 SUMMARY_FIELDS = tuple(CallSummary.__dataclass_fields__)
