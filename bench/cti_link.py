@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -41,12 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from callmesh.core.bus import Bus
+from callmesh.core.esl import Frame, FrameParser
 from callmesh.core.servers import nats_server_version, start_nats
 from callmesh.core.settings import PlatformSettings
 from callmesh.cti.adapters.bus import BusCallEvents
-from callmesh.cti.adapters.esl import EslLink, GeventThread
+from callmesh.cti.adapters.esl import EslLink, GeventThread, parse_event_lazy
 from callmesh.cti.adapters.metrics import LinkMetrics
-from callmesh.cti.domain.normalize import CUSTOM_SUBCLASSES, SUBSCRIBED, CallEvent
+from callmesh.cti.domain.normalize import CUSTOM_SUBCLASSES, SUBSCRIBED, CallEvent, Normalizer
 from callmesh.cti.service.link import CtiLink, LinkConfig
 from callmesh.proto.v1.switch_pb2 import SetVariable, SwitchCommand, SwitchReply
 
@@ -89,6 +91,8 @@ async def record_burst(calls: int, tenants: int) -> tuple[bytes, int, dict[str, 
         await switch.api(f"uuid_hold {agent}")
         await switch.api(f"uuid_hold off {agent}")
         await switch.api(f"uuid_kill {caller.uuid}")
+        # The emulator leaves the agent's leg up when the bridged caller is killed: end it too.
+        await switch.api(f"uuid_kill {agent}")
         await caller.wait_destroyed()
 
     for start in range(0, calls, 100):
@@ -193,8 +197,26 @@ class LinkRun:
         return self.events / self.seconds
 
 
+def expected_call_events(payload: bytes) -> int:
+    """How many call events the burst must give (the normalizer run offline over it)."""
+    normalizer = Normalizer()
+    count = 0
+    parser = FrameParser()
+    for start in range(0, len(payload), 1 << 16):  # in pieces: the parser's buffer stays small
+        for frame in parser.feed(payload[start : start + (1 << 16)]):
+            if isinstance(frame, Frame) and frame.content_type == "text/event-plain":
+                headers, _ = parse_event_lazy(frame.body)
+                count += len(normalizer.feed(headers).events)
+    return count
+
+
 async def measure_link(
-    label: str, port: int, expected: int, bus: Bus | None, timeout_s: float = 600
+    label: str,
+    port: int,
+    expected: int,
+    calls_expected: int,
+    bus: Bus | None,
+    timeout_s: float = 600,
 ) -> LinkRun:
     publisher = CountingPublisher(BusCallEvents(bus, NODE) if bus is not None else None)
     metrics = LinkMetrics(NODE)
@@ -207,13 +229,16 @@ async def measure_link(
     began = time.perf_counter()
     await esl.start()
     deadline = time.monotonic() + timeout_s
-    while link.events_seen < expected and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    # Done when every call event of the burst is published (acked by the stream).
+    while publisher.published < calls_expected and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
     await esl.stop()
     await thread.stop()
-    if link.events_seen < expected:
-        raise RuntimeError(f"{label}: only {link.events_seen} of {expected} events arrived")
+    if link.events_seen < expected or publisher.published < calls_expected:
+        raise RuntimeError(
+            f"{label}: {link.events_seen} of {expected} events, "
+            f"{publisher.published} of {calls_expected} call events"
+        )
     return LinkRun(label, link.events_seen, publisher.published, publisher.last - began)
 
 
@@ -298,7 +323,11 @@ async def measure_commands(bus: Bus, client: Bus, n: int) -> dict[str, float]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     print(f"recording a burst of {args.calls} calls from the emulator …", flush=True)
     payload, expected, names = await record_burst(args.calls, args.tenants)
-    print(f"  {expected} events, {len(payload) / 1e6:.1f} MB: {names}", flush=True)
+    calls_expected = expected_call_events(payload)
+    print(
+        f"  {expected} events, {len(payload) / 1e6:.1f} MB, {calls_expected} call events: {names}",
+        flush=True,
+    )
     workdir = Path(tempfile.mkdtemp(prefix="bench-cti-"))
     burst = workdir / "burst.esl"
     burst.write_bytes(payload)
@@ -321,7 +350,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 ("link + publish (JetStream)", bus),
                 ("link, normalize only", None),
             ):
-                run = await measure_link(label, port, expected, target)
+                run = await measure_link(label, port, expected, calls_expected, target)
                 runs.append(run)
                 print(
                     f"  round {round_ + 1}: {label:28} {run.per_second:10,.0f} events/s "
@@ -338,6 +367,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         child.kill()
         nats.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     summary = []
     for label in ("link + publish (JetStream)", "link, normalize only", "greenswitch parse only"):
         mine = [r for r in runs if r.label == label]
@@ -363,6 +393,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "gevent": version("gevent"),
         "calls": args.calls,
         "esl_events": expected,
+        "call_events": calls_expected,
         "esl_bytes": len(payload),
         "events_by_name": names,
         "summary": summary,

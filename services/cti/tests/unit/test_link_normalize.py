@@ -341,3 +341,18 @@ def test_the_table_counts_live_legs_per_tenant_and_calls() -> None:
     table: ChannelTable = normalizer.table
     assert table.live_by_tenant() == {"acme": 2}
     assert table.calls() == 1
+
+
+def test_a_leg_seen_after_the_snapshot_was_asked_for_is_not_ended_by_it() -> None:
+    # The switch's answer to "show channels" can be older than events read just after it.
+    normalizer, _, _ = run(inbound_call_to_agent()[:2])
+    since = normalizer.table.begin_snapshot()
+    run(inbound_call_to_agent()[4:6], normalizer)  # the agent's leg appears meanwhile
+    added, events = normalizer.sync({A: ""}, T0, since)
+    assert added == []
+    assert events == []
+    assert B in normalizer.table
+    # A later snapshot that still lacks it does end it.
+    later = normalizer.table.begin_snapshot()
+    _, events = normalizer.sync({A: ""}, T0, later)
+    assert [e.channel_uuid for e in events] == [B]

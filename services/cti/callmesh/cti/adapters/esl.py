@@ -152,10 +152,14 @@ class EslSink(Protocol):
     async def on_events(self, batch: Sequence[Mapping[str, str]]) -> None:
         """A batch of events, in arrival order."""
 
+    async def on_snapshot_begin(self) -> None:
+        """The live channels are being asked for: events handed over later may be newer."""
+
     async def on_connected(
-        self, live: Mapping[str, str], esl_endpoint: str, *, reconnect: bool
+        self, live: Mapping[str, str] | None, esl_endpoint: str, *, reconnect: bool
     ) -> None:
-        """The socket is up; ``live`` maps each live channel to its partner hint."""
+        """The socket is up; ``live`` maps each live channel to its partner hint (None: the
+        switch could not say, the table is left as it is)."""
 
     async def on_disconnected(self, reason: str) -> None:
         """The socket is lost."""
@@ -167,6 +171,10 @@ class _Connected:
     def __init__(self, live: dict[str, str] | None, reconnect: bool) -> None:
         self.live = live
         self.reconnect = reconnect
+
+
+class _SnapshotBegin:
+    __slots__ = ()
 
 
 class _Lost:
@@ -349,9 +357,11 @@ class EslLink:
                 try:
                     if batch:
                         await sink.on_events(batch)
-                    if isinstance(marker, _Connected):
+                    if isinstance(marker, _SnapshotBegin):
+                        await sink.on_snapshot_begin()
+                    elif isinstance(marker, _Connected):
                         await sink.on_connected(
-                            marker.live or {}, self.endpoint, reconnect=marker.reconnect
+                            marker.live, self.endpoint, reconnect=marker.reconnect
                         )
                     elif isinstance(marker, _Lost):
                         await sink.on_disconnected(marker.reason)
@@ -468,6 +478,9 @@ class EslLink:
 
     def _snapshot(self, esl: _Esl) -> dict[str, str] | None:
         """Live channels → partner hints, from ``show channels`` and ``show calls``."""
+        # Events read after this marker may be newer than the snapshot: the table keeps their
+        # legs even when the snapshot does not list them.
+        self._push(_SnapshotBegin())
         try:
             channels = _rows(esl.send("api show channels as json").data)
             calls = _rows(esl.send("api show calls as json").data)

@@ -71,6 +71,8 @@ class Leg:
     tenant_asked: bool = False
     pending: list[PendingEvent] = field(default_factory=list)
     dropped: int = 0
+    # The table's generation when an event last named this leg (see ChannelTable.sync).
+    seen_gen: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,9 @@ class ChannelTable:
         self._max_ended = max_ended
         # Which legs name each other as partners or bridge peers (both directions).
         self._links: dict[str, set[str]] = {}
+        # Bumped when a snapshot of the switch's channels is requested: a leg seen since then
+        # may be missing from the snapshot only because it was taken before the leg existed.
+        self.generation = 0
 
     def __len__(self) -> int:
         return len(self._legs)
@@ -145,6 +150,7 @@ class ChannelTable:
                 return None
             leg = Leg(uuid)
             self._legs[uuid] = leg
+        leg.seen_gen = self.generation
         self._learn(leg, headers)
         return leg
 
@@ -286,25 +292,39 @@ class ChannelTable:
             self._ended.popitem(last=False)
         return leg
 
-    def sync(self, live: Mapping[str, str]) -> tuple[list[Leg], list[Leg]]:
+    def begin_snapshot(self) -> int:
+        """A snapshot of the switch's channels is being taken now; returns its generation."""
+        self.generation += 1
+        return self.generation
+
+    def sync(
+        self, live: Mapping[str, str], since: int | None = None
+    ) -> tuple[list[Leg], list[Leg]]:
         """Match the table to the switch's live channels (after a (re)connect).
 
-        ``live`` maps each live channel to its partner hint (its ``call_uuid``, "" if none).
-        Returns the legs the table did not know (created now, unless known to have ended) and
-        the legs the switch no longer has (removed).
+        ``live`` maps each live channel to its partner hint (its ``call_uuid``, "" if none);
+        ``since`` is the generation of ``begin_snapshot`` when the snapshot was asked for (legs
+        events named after that are kept even if the snapshot does not list them). Returns the
+        legs the table did not know (created now, unless known to have ended) and the legs the
+        switch no longer has (removed).
         """
+        generation = self.generation + 1 if since is None else since
         live_set = set(live)
         added: list[Leg] = []
         for uuid in sorted(live_set):
             if uuid in self._legs or uuid in self._ended:
                 continue
             partner = live[uuid]
-            leg = Leg(uuid, partner=partner if partner != uuid else "")
+            leg = Leg(uuid, partner=partner if partner != uuid else "", seen_gen=self.generation)
             self._legs[uuid] = leg
             if leg.partner:
                 self.link(uuid, leg.partner)
             added.append(leg)
-        gone = [leg for uuid, leg in list(self._legs.items()) if uuid not in live_set]
+        gone = [
+            leg
+            for uuid, leg in list(self._legs.items())
+            if uuid not in live_set and leg.seen_gen < generation
+        ]
         for leg in gone:
             self.end(leg.uuid)
         return added, gone

@@ -363,13 +363,15 @@ class Normalizer:
             self._release_partners(leg, outcome)
         return outcome.events
 
-    def sync(self, live: Mapping[str, str], time_us: int) -> tuple[list[Leg], list[CallEvent]]:
+    def sync(
+        self, live: Mapping[str, str], time_us: int, since: int | None = None
+    ) -> tuple[list[Leg], list[CallEvent]]:
         """After a (re)connect: adopt channels we never saw, end those that vanished meanwhile.
 
         A vanished leg gets a CallHungUp (cause empty, side SYSTEM) so its call does not stay
         open downstream; a leg we never saw is added (its tenant comes with its next event).
         """
-        added, gone = self.table.sync(live)
+        added, gone = self.table.sync(live, since)
         events: list[CallEvent] = []
         for leg in gone:
             ended = self.table.ended(leg.uuid)

@@ -89,6 +89,7 @@ class CtiLink:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.esl_connected = False
         self.events_seen = 0
+        self._snapshot_gen: int | None = None
 
     # -- events -----------------------------------------------------------------------------
 
@@ -161,21 +162,27 @@ class CtiLink:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def on_snapshot_begin(self) -> None:
+        """The switch is about to be asked for its live channels (events before this are older)."""
+        self._snapshot_gen = self.normalizer.table.begin_snapshot()
+
     async def on_connected(
-        self, live: Mapping[str, str], esl_endpoint: str, *, reconnect: bool
+        self, live: Mapping[str, str] | None, esl_endpoint: str, *, reconnect: bool
     ) -> None:
-        """The event socket is up: match the table to the switch's live channels."""
+        """The socket is up: match the table to the switch's live channels (when it said)."""
         self.esl_connected = True
         if reconnect:
             self._observer.reconnect()
-        added, events = self.normalizer.sync(live, int(time.time() * 1_000_000))
-        if added or events:
-            log.info(
-                "channel table rebuilt from the switch",
-                extra={"adopted": len(added), "vanished": len(events), "live": len(live)},
-            )
-        if events:
-            await self._publish(events)
+        since, self._snapshot_gen = self._snapshot_gen, None
+        if live is not None:
+            added, events = self.normalizer.sync(live, int(time.time() * 1_000_000), since)
+            if added or events:
+                log.info(
+                    "channel table rebuilt from the switch",
+                    extra={"adopted": len(added), "vanished": len(events), "live": len(live)},
+                )
+            if events:
+                await self._publish(events)
         if self._notifier is not None:
             try:
                 await self._notifier.node_up(esl_endpoint)
