@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from callmesh.core.esl import EslEvent, Frame, FrameParser, parse_event_plain
+from callmesh.core.esl import (
+    EslEvent,
+    Frame,
+    FrameParser,
+    parse_event_plain,
+    serialize_event_plain,
+)
 from callmesh.fsemu.esl_inbound import EslServer, start_esl_server
 from callmesh.fsemu.events import Event
 from callmesh.fsemu.switch import Switch
@@ -71,9 +77,14 @@ async def switch(tmp_path: Path) -> AsyncIterator[Switch]:
 
 
 @pytest.fixture
-def recorder(switch: Switch) -> Recorder:
-    """Every event the switch fires."""
-    return Recorder(switch)
+def recorder(switch: Switch) -> Iterator[Recorder]:
+    """Every event the switch fires; afterwards, each one's cached plain form is checked."""
+    rec = Recorder(switch)
+    yield rec
+    for event in rec.events:
+        # Event.serialize reuses the serialized text of channel-constant blocks: it must be
+        # byte for byte what serializing the headers afresh gives.
+        assert event.serialize("plain") == serialize_event_plain(event.headers, event.body)
 
 
 @pytest.fixture

@@ -177,6 +177,8 @@ class EslConnection:
         self.log_level: int | None = None
         self._busy = 0
         self._pending: list[bytes] = []
+        # Frames written in this loop iteration, sent together by _flush_out.
+        self._out: list[bytes] = []
         self._disco_handled = False
         self._disconnect_sent = False
         self._closing = False
@@ -187,10 +189,29 @@ class EslConnection:
 
     # ------------------------------------------------------------------ output
     def write(self, data: bytes) -> None:
-        """Write to the client unless the connection is closing."""
+        """Queue bytes for the client (sent in one write per loop iteration) unless closing."""
         if self._closing or self.writer.is_closing():
             return
+        out = self._out
+        out.append(data)
+        if len(out) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_out)
+
+    def _flush_out(self) -> None:
+        """Hand everything queued since the last flush to the transport as one write, in order."""
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if self.writer.is_closing():
+            return
         self.writer.write(data)
+
+    async def _drain(self) -> None:
+        """Flush, then wait while the transport holds more than its high-water mark."""
+        self._flush_out()
+        await self.writer.drain()
 
     def reply(self, text: str) -> None:
         """A command/reply frame ('~' means the text is a header block)."""
@@ -353,6 +374,7 @@ class EslConnection:
         self.running = False
         self._flush_pending()
         self.send_disconnect()
+        self._flush_out()
         self._closing = True
         with contextlib.suppress(Exception):
             self.writer.close()
@@ -393,7 +415,7 @@ class EslConnection:
                 first = False
                 if not self._busy:
                     self._flush_pending()
-                await self.writer.drain()
+                await self._drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -406,6 +428,7 @@ class EslConnection:
             self.running = False
             self._flush_pending()
         self.send_disconnect()
+        self._flush_out()
         self._closing = True
         with contextlib.suppress(Exception):
             self.writer.close()

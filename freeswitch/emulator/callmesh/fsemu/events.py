@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from callmesh.core.esl import event_frame, serialize_event_json, serialize_event_plain
+from callmesh.core.esl import (
+    event_frame,
+    event_plain_from_lines,
+    serialize_event_json,
+    serialize_header_lines,
+)
 
 Clock = Callable[[], float]
 
@@ -111,7 +116,18 @@ class DateCache:
 class Event:
     """One fired event: headers in wire order, optional body, serialized at most once per format."""
 
-    __slots__ = ("_frames", "_index", "body", "headers", "name", "route", "seq", "subclass")
+    __slots__ = (
+        "_blocks",
+        "_frames",
+        "_index",
+        "_plain_len",
+        "body",
+        "headers",
+        "name",
+        "route",
+        "seq",
+        "subclass",
+    )
 
     def __init__(
         self,
@@ -130,6 +146,31 @@ class Event:
         self.route: str | None = None
         self._index: dict[str, str] | None = None
         self._frames: dict[str, bytes] = {}
+        self._blocks: list[tuple[int, int, str]] = []
+        self._plain_len = -1
+
+    def add_blocks(self, blocks: Sequence[tuple[int, int, str]]) -> None:
+        """Header ranges [start, end) whose plain serialization is already known."""
+        self._blocks.extend(blocks)
+        self._plain_len = len(self.headers)
+
+    def _plain_lines(self) -> str:
+        # Headers are append-only once an event is built: recorded blocks stay valid while the
+        # list only grows (anything else falls back to serializing every header).
+        headers = self.headers
+        blocks = self._blocks
+        if not blocks or len(headers) < self._plain_len:
+            return serialize_header_lines(headers)
+        pieces: list[str] = []
+        i = 0
+        for start, end, text in blocks:
+            if start > i:
+                pieces.append(serialize_header_lines(headers[i:start]))
+            pieces.append(text)
+            i = end
+        if i < len(headers):
+            pieces.append(serialize_header_lines(headers[i:]))
+        return "".join(pieces)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First header of that name (case-insensitive, as switch_event_get_header)."""
@@ -156,7 +197,7 @@ class Event:
             elif fmt == "xml":
                 data = _serialize_xml(self.headers, self.body)
             else:
-                data = serialize_event_plain(self.headers, self.body)
+                data = event_plain_from_lines(self._plain_lines(), self.body)
             self._frames[key] = data
         return data
 
@@ -216,6 +257,11 @@ class EventFactory:
         self.clock = clock
         self.sequence = 0
         self._dates = DateCache()
+        # Serialized header lines that only change with the event name or the second.
+        self._heads: dict[str, str] = {}
+        self._callings: dict[tuple[str, str, str], str] = {}
+        self._date_second = -1
+        self._date_text = ""
 
     def now_us(self) -> int:
         """The clock as integer microseconds."""
@@ -249,4 +295,25 @@ class EventFactory:
         ]
         if subclass is not None:
             headers.append(("Event-Subclass", subclass))
-        return Event(name, headers, None, subclass, self.sequence)
+        event = Event(name, headers, None, subclass, self.sequence)
+        # The same block as plain text, from pieces cached per name / calling site / second
+        # (timestamp and sequence are digits: nothing to encode).
+        head = self._heads.get(name)
+        if head is None:
+            head = self._heads[name] = serialize_header_lines(headers[:6])
+        second = int(now)
+        if second != self._date_second:
+            self._date_text = serialize_header_lines(headers[6:8])
+            self._date_second = second
+        calling_text = self._callings.get((file, func, line))
+        if calling_text is None:
+            calling_text = serialize_header_lines(headers[9:12])
+            self._callings[(file, func, line)] = calling_text
+        text = (
+            f"{head}{self._date_text}Event-Date-Timestamp: {headers[8][1]}\n{calling_text}"
+            f"Event-Sequence: {self.sequence}\n"
+        )
+        if subclass is not None:
+            text += serialize_header_lines(headers[13:])
+        event.add_blocks([(0, len(headers), text)])
+        return event

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from callmesh.core.esl import serialize_header_lines
+
 # switch_channel_state_t, in order (Channel-State-Number is the index).
 CHANNEL_STATES: tuple[str, ...] = (
     "CS_NEW", "CS_INIT", "CS_ROUTING", "CS_SOFT_EXECUTE", "CS_EXECUTE", "CS_EXCHANGE_MEDIA",
@@ -247,10 +249,19 @@ class CallerProfile:
     profile_index: str = "1"
     times: dict[str, int] = field(default_factory=dict)
     _cache: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    _text: dict[str, str] = field(default_factory=dict)
 
     def touch(self) -> None:
-        """Forget the cached header lists after a change."""
+        """Forget the cached header lists (and their serialized text) after a change."""
         self._cache.clear()
+        self._text.clear()
+
+    def headers_text(self, prefix: str) -> str:
+        """headers(prefix) serialized as event-plain lines, once per change."""
+        text = self._text.get(prefix)
+        if text is None:
+            text = self._text[prefix] = serialize_header_lines(self.headers(prefix))
+        return text
 
     def headers(self, prefix: str) -> list[tuple[str, str]]:
         """switch_caller_profile_event_set_data(profile, prefix, event)."""

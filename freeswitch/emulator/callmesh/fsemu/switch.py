@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callmesh.core.esl import serialize_header_lines
 from callmesh.fsemu.events import VARIABLE_EVENTS, Clock, Event, EventFactory
 from callmesh.fsemu.media import MediaResolver
 from callmesh.fsemu.model import (
@@ -143,6 +144,7 @@ class Channel:
         self._unpark = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._var_cache: list[tuple[str, str]] | None = None
+        self._var_text: str | None = None  # _var_cache serialized (plain), once per change
         self._app_depth = 0
         self.current_app: tuple[str, str] | None = None
         self.socket_listeners: list[Any] = []
@@ -185,10 +187,10 @@ class Channel:
         """Set (or with None, unset) a channel variable."""
         if value is None:
             if self.variables.pop(name, None) is not None:
-                self._var_cache = None
+                self._var_cache = self._var_text = None
             return
         self.variables[name] = value
-        self._var_cache = None
+        self._var_cache = self._var_text = None
 
     def get_var(self, name: str, default: str | None = None) -> str | None:
         """A channel variable (a few built-ins are computed, as FreeSWITCH does)."""
@@ -230,8 +232,23 @@ class Channel:
             self._var_cache = cached
         return cached
 
-    def event_data(self, headers: list[tuple[str, str]], variables: bool) -> None:
-        """switch_channel_event_set_data: basic data, then variable_* when `variables`."""
+    def _variable_text(self) -> str:
+        text = self._var_text
+        if text is None:
+            text = self._var_text = serialize_header_lines(self._variable_headers())
+        return text
+
+    def event_data(
+        self,
+        headers: list[tuple[str, str]],
+        variables: bool,
+        blocks: list[tuple[int, int, str]] | None = None,
+    ) -> None:
+        """switch_channel_event_set_data: basic data, then variable_* when `variables`.
+
+        With `blocks`, the header ranges that are channel-constant are recorded with their
+        serialized text, so the event's plain form reuses it (see Event.serialize).
+        """
         headers.append(("Channel-State", self.running_state))
         headers.append(("Channel-Call-State", self.call_state))
         headers.append(("Channel-State-Number", STATE_NUMBER[self.state]))
@@ -249,13 +266,22 @@ class Channel:
             headers.append(("Hangup-Cause", self.hangup_cause))
         if self.media_ready:
             headers.extend(_CODEC_HEADERS)
+        start = len(headers)
         headers.extend(self.profile.headers("Caller"))
+        if blocks is not None:
+            blocks.append((start, len(headers), self.profile.headers_text("Caller")))
         if self.other is not None:
             other_type, other = self.other
             headers.append(("Other-Type", other_type))
+            start = len(headers)
             headers.extend(other.profile.headers("Other-Leg"))
+            if blocks is not None:
+                blocks.append((start, len(headers), other.profile.headers_text("Other-Leg")))
         if variables:
+            start = len(headers)
             headers.extend(self._variable_headers())
+            if blocks is not None:
+                blocks.append((start, len(headers), self._variable_text()))
 
     def make_event(
         self,
@@ -271,9 +297,12 @@ class Channel:
         headers = event.headers
         if pre:
             headers.extend(pre)
-        self.event_data(headers, name in VARIABLE_EVENTS or self.var_true("verbose_events", False))
+        blocks: list[tuple[int, int, str]] = []
+        variables = name in VARIABLE_EVENTS or self.var_true("verbose_events", False)
+        self.event_data(headers, variables, blocks)
         if post:
             headers.extend(post)
+        event.add_blocks(blocks)
         event.body = body
         event.route = self.uuid
         return event

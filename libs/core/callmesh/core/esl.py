@@ -17,10 +17,12 @@ __all__ = [
     "api_response_frame",
     "command_reply_frame",
     "event_frame",
+    "event_plain_from_lines",
     "parse_event_json",
     "parse_event_plain",
     "serialize_event_json",
     "serialize_event_plain",
+    "serialize_header_lines",
     "url_decode",
     "url_encode",
 ]
@@ -421,8 +423,8 @@ _LINES: dict[tuple[str, str], str] = {}
 _LINES_MAX = 262144
 
 
-def serialize_event_plain(headers: Sequence[tuple[str, str]], body: str | None = None) -> bytes:
-    """Serialize an event exactly as switch_event_serialize(event, &str, SWITCH_TRUE)."""
+def serialize_header_lines(headers: Sequence[tuple[str, str]]) -> str:
+    """The "Name: urlenc(value)\\n" lines of switch_event_serialize for these headers."""
     cache = _LINES
     parts: list[str] = []
     append = parts.append
@@ -436,12 +438,21 @@ def serialize_event_plain(headers: Sequence[tuple[str, str]], body: str | None =
                     cache.clear()
                 cache[pair] = line
         append(line)
+    return "".join(parts)
+
+
+def event_plain_from_lines(lines: str, body: str | None = None) -> bytes:
+    """Finish a plain event from its serialized header lines: body or the final blank line."""
     if body:
         encoded = body.encode("utf-8", "surrogateescape")
-        parts.append(f"Content-Length: {len(encoded)}\n\n")
-        return "".join(parts).encode("utf-8", "surrogateescape") + encoded
-    parts.append("\n")
-    return "".join(parts).encode("utf-8", "surrogateescape")
+        head = f"{lines}Content-Length: {len(encoded)}\n\n"
+        return head.encode("utf-8", "surrogateescape") + encoded
+    return (lines + "\n").encode("utf-8", "surrogateescape")
+
+
+def serialize_event_plain(headers: Sequence[tuple[str, str]], body: str | None = None) -> bytes:
+    """Serialize an event exactly as switch_event_serialize(event, &str, SWITCH_TRUE)."""
+    return event_plain_from_lines(serialize_header_lines(headers), body)
 
 
 def _json_str(value: str) -> str:

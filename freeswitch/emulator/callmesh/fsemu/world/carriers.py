@@ -105,11 +105,11 @@ class Carriers:
             raise UnknownGateway(gateway)
         plan = plan_carrier_leg(spec, number, self.rng_for(gateway, number))
         self.outcomes[plan.outcome] += 1
-        channel.variables["callmesh_sim_outcome"] = plan.outcome
+        channel.set_var("callmesh_sim_outcome", plan.outcome)
         if plan.outcome != "machine":
             if plan.outcome == "human":
-                channel.variables["amd_result"] = "HUMAN"
-                channel.variables["amd_cause"] = "HUMAN"
+                channel.set_var("amd_result", "HUMAN")
+                channel.set_var("amd_cause", "HUMAN")
             await drive_leg(self.switch, channel, plan.leg)
             return
         await self._answering_machine(channel, plan)
@@ -122,10 +122,10 @@ class Carriers:
         await channel.far_answer()
         if await hung_up_within(self.switch, channel, plan.greeting_s):
             return
-        channel.variables["amd_result"] = "MACHINE"
-        channel.variables["amd_cause"] = "LONGGREETING"
-        channel.variables["avmd_detect"] = "TRUE"
-        channel.variables["avmd_total_time"] = f"[{int(plan.greeting_s * 1000)}]"
+        channel.set_var("amd_result", "MACHINE")
+        channel.set_var("amd_cause", "LONGGREETING")
+        channel.set_var("avmd_detect", "TRUE")
+        channel.set_var("avmd_total_time", f"[{int(plan.greeting_s * 1000)}]")
         self.switch.fire_custom(AVMD_BEEP, beep_headers(channel, int(plan.greeting_s * 1000)))
         if not await hung_up_within(self.switch, channel, plan.message_s):
             await channel.far_hangup("NORMAL_CLEARING")
