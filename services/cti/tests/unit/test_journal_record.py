@@ -338,6 +338,16 @@ def test_a_call_refuses_events_beyond_its_limit() -> None:
     assert facts.add(Fact("e1", at(1), K.CALL_HELD, {})) is False  # held ones are still no-ops
 
 
+def test_legs_hung_up_in_the_same_instant_report_the_customers_hang_up() -> None:
+    s = created(Script()).add(0, K.CALL_CREATED, channel_uuid="b", role="agent")
+    s.add(9, K.CALL_HUNG_UP, channel_uuid="b", cause="NORMAL_CLEARING", side="system")
+    s.add(9, K.CALL_HUNG_UP, channel_uuid="a", cause="NORMAL_CLEARING", side="system")
+    for order in (s.facts, list(reversed(s.facts))):
+        hangup = build_record(TENANT, CALL, order).hangup
+        assert hangup is not None
+        assert hangup.channel_uuid == "a"
+
+
 def test_a_record_needs_at_least_one_event() -> None:
     with pytest.raises(ValueError, match="facts"):
         build_record(TENANT, CALL, [])

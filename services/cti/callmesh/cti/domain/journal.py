@@ -665,7 +665,10 @@ class _Fold:
             )
         bridged = [b.bridged_at for b in self.bridges if b.bridged_at]
         rec.bridged_at = min(bridged) if bridged else None
-        rec.hangup = self.hangups[0] if self.hangups else None
+        if self.hangups:
+            # Legs torn down together hang up in the same millisecond: the customer's tells.
+            a_uuid = a_leg.uuid if a_leg is not None else ""
+            rec.hangup = min(self.hangups, key=lambda h: (h.at, h.channel_uuid != a_uuid))
         agents = {o.agent_id for o in self.offers} | {q.agent_id for q in self.queues}
         agents |= {agent for _, agent in self.agent_answers}
         rec.agent_ids = sorted(a for a in agents if a)
