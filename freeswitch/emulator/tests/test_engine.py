@@ -629,3 +629,77 @@ async def test_an_async_dialplan_is_awaited_and_no_route_fails_the_call(
     assert await routed.wait_hangup() == "USER_BUSY"
     lost = await switch.inbound_call(caller_number="1", destination_number="999")
     assert await lost.wait_hangup() == "NO_ROUTE_DESTINATION"
+
+
+async def test_an_unregistered_user_fails_before_the_dial_handler_without_a_channel(
+    switch: Switch, recorder: Recorder
+) -> None:
+    seen: list[DialTarget] = []
+
+    async def handler(leg: Channel, target: DialTarget) -> None:
+        seen.append(target)
+        await leg.far_answer()
+
+    switch.set_dial_handler(handler)
+    out = await switch.api("originate user/1001@acme.test &park()")
+    assert out == "-ERR USER_NOT_REGISTERED\n"
+    assert seen == []
+    assert "CHANNEL_CREATE" not in recorder.names()
+    assert switch.channels() == []
+
+
+async def _ringing_forever(leg: Channel, target: DialTarget) -> None:
+    await leg.far_ring()
+    await leg.wait_hangup()
+
+
+async def test_leg_timeout_ends_that_leg_with_allotted_timeout(
+    switch: Switch, recorder: Recorder
+) -> None:
+    switch.set_dial_handler(_ringing_forever)
+    out = await switch.api("originate {originate_timeout=30}[leg_timeout=2]loopback/1 &park()")
+    assert out == "-ERR ALLOTTED_TIMEOUT\n"
+    hangup = recorder.first("CHANNEL_HANGUP")
+    assert hangup.get("Hangup-Cause") == "ALLOTTED_TIMEOUT"
+    assert hangup.get("variable_leg_timeout") == "2"
+
+
+async def test_the_originate_timeout_gives_no_answer_before_a_longer_leg_timeout(
+    switch: Switch, recorder: Recorder
+) -> None:
+    switch.set_dial_handler(_ringing_forever)
+    out = await switch.api("originate {originate_timeout=2}[leg_timeout=30]loopback/1 &park()")
+    assert out == "-ERR NO_ANSWER\n"
+    assert recorder.first("CHANNEL_HANGUP").get("Hangup-Cause") == "NO_ANSWER"
+
+
+async def test_one_leg_timing_out_leaves_the_other_leg_ringing(
+    switch: Switch, recorder: Recorder
+) -> None:
+    async def handler(leg: Channel, target: DialTarget) -> None:
+        await leg.far_ring()
+        if target.number == "2":
+            await switch.sleep(5)
+            await leg.far_answer()
+        await leg.wait_hangup()
+
+    switch.set_dial_handler(handler)
+    out = await switch.api("originate [leg_timeout=1]loopback/1,[leg_timeout=20]loopback/2 &park()")
+    assert out.startswith("+OK ")
+    causes = {
+        e.get("Caller-Destination-Number"): e.get("Hangup-Cause")
+        for e in recorder.events
+        if e.name == "CHANNEL_HANGUP"
+    }
+    assert causes == {"1": "ALLOTTED_TIMEOUT"}
+
+
+async def test_leg_progress_timeout_ends_a_leg_that_never_rang(
+    switch: Switch, recorder: Recorder
+) -> None:
+    async def silent(leg: Channel, target: DialTarget) -> None:
+        await leg.wait_hangup()
+
+    switch.set_dial_handler(silent)
+    out = await switch.api("originate [leg_progress_timeout=1]loopback/1 &park()")
+    assert out == "-ERR PROGRESS_TIMEOUT\n"

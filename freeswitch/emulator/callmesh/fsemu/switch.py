@@ -1465,9 +1465,11 @@ class Switch:
                     continue
                 if (
                     target.kind == "user"
-                    and self._dial_handler is None
                     and self.registrations.lookup(target.user, target.domain) is None
                 ):
+                    # mod_dptools user_outgoing_channel: ${sofia_contact()} of an unregistered
+                    # user is error/user_not_registered; no channel is created, whatever
+                    # drives the far ends.
                     cause = "USER_NOT_REGISTERED"
                     continue
                 if (
@@ -1490,10 +1492,13 @@ class Switch:
                 )
             if not legs:
                 continue
+            # switch_ivr_originate: call_timeout (the caller's), overridden by originate_timeout
+            # ({} or exported variables); default 60 s. leg_timeout is per leg (see _race).
             limit = timeout
-            for key in ("originate_timeout", "call_timeout", "leg_timeout"):
-                value = legs[0].variables.get(key)
-                if value and value.isdigit():
+            sources = [legs[0].variables, originator.variables if originator else {}]
+            for key in ("originate_timeout", "call_timeout"):
+                value = next((v[key] for v in sources if v.get(key)), "")
+                if value.isdigit() and int(value) > 0:
                     limit = float(value)
                     break
             winner, cause = await self._race(legs, limit or 60.0, originator)
@@ -1505,7 +1510,19 @@ class Switch:
         self, legs: list[Channel], timeout: float, originator: Channel | None
     ) -> tuple[Channel | None, str]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout / self.speed
+        start = loop.time()
+        deadline = start + timeout / self.speed
+        # check_per_channel_timeouts: leg_timeout ends that leg with ALLOTTED_TIMEOUT,
+        # leg_progress_timeout one that has neither rung nor answered with PROGRESS_TIMEOUT.
+        leg_limits: list[tuple[Channel, float | None, float | None]] = []
+        for leg in legs:
+            limits: list[float | None] = []
+            for key in ("leg_timeout", "leg_progress_timeout"):
+                value = leg.variables.get(key, "")
+                seconds = int(value) if value.isdigit() else 0
+                limits.append(start + seconds / self.speed if seconds > 0 else None)
+            leg_limits.append((leg, limits[0], limits[1]))
+        force_reason: str | None = None
         waiter = asyncio.Event()
 
         def poke() -> None:
@@ -1526,8 +1543,24 @@ class Switch:
                         originator.mark_ring_ready()
                     if originator is not None and leg.early and not originator.answered:
                         originator.mark_pre_answered()
+                now = loop.time()
+                wake = deadline
+                for leg, leg_limit, progress_limit in leg_limits:
+                    if not leg.ready or leg.answered:
+                        continue
+                    if progress_limit is not None and not (leg.ring_ready or leg.early):
+                        if now >= progress_limit:
+                            leg.hangup("PROGRESS_TIMEOUT")
+                            force_reason = "PROGRESS_TIMEOUT"
+                            continue
+                        wake = min(wake, progress_limit)
+                    if leg_limit is not None:
+                        if now >= leg_limit:
+                            leg.hangup("ALLOTTED_TIMEOUT")
+                        else:
+                            wake = min(wake, leg_limit)
                 if all(not leg.ready for leg in legs):
-                    return None, legs[-1].hangup_cause or "NORMAL_CLEARING"
+                    return None, force_reason or legs[-1].hangup_cause or "NORMAL_CLEARING"
                 if originator is not None and not originator.ready:
                     for leg in legs:
                         leg.hangup("ORIGINATOR_CANCEL")
@@ -1539,7 +1572,7 @@ class Switch:
                     return None, "NO_ANSWER"
                 waiter.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), remaining)
+                    await asyncio.wait_for(waiter.wait(), max(0.0, min(remaining, wake - now)))
         finally:
             for w in watchers:
                 w.cancel()
