@@ -40,6 +40,8 @@ class FsemuSettings(BaseSettings):
     seed: int | None = None
     speed: float | None = Field(default=None, gt=0, le=10_000)
     media_dir: Path | None = None
+    # FreeSWITCH's event-heartbeat-interval (switch.conf.xml), seconds; 0 turns HEARTBEAT off.
+    heartbeat_s: float = Field(default=20.0, ge=0)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "text"
 
@@ -57,6 +59,7 @@ def parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, help="seed of every random draw (default: scenario's)")
     parser.add_argument("--speed", type=float, help="time factor: 10 plays 10 s of calls in 1 s")
     parser.add_argument("--media-dir", type=Path)
+    parser.add_argument("--heartbeat-s", type=float, help="HEARTBEAT interval, s (0: none)")
     parser.add_argument("--log-level")
     parser.add_argument("--log-format", choices=("json", "text"))
     args = vars(parser.parse_args(argv))
@@ -91,6 +94,7 @@ async def serve(settings: FsemuSettings, scenario: Scenario | None) -> None:
         lifespan="off",
     )
     control = _Server(config)
+    heartbeat = switch.start_heartbeat(settings.heartbeat_s) if settings.heartbeat_s else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -113,6 +117,9 @@ async def serve(settings: FsemuSettings, scenario: Scenario | None) -> None:
         stopped.cancel()
     finally:
         log.info("fsemu stopping")
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
         await world.close()
         control.should_exit = True
         await asyncio.gather(control_task, return_exceptions=True)

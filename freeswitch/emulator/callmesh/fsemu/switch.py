@@ -1204,12 +1204,18 @@ class Switch:
         )
 
     def start_heartbeat(self, interval: float = 20.0) -> asyncio.Task[Any]:
-        """Fire HEARTBEAT now and every `interval` seconds (event-heartbeat-interval, 20)."""
+        """Fire HEARTBEAT now and every `interval` real seconds (event-heartbeat-interval, 20).
+
+        The interval is wall time whatever the speed: it is the switch's own timer, not a
+        simulated duration. Cancel the task (or close the switch) to stop it.
+        """
+        if interval <= 0:
+            raise ValueError(f"heartbeat interval: must be > 0 seconds, got {interval}")
 
         async def beat() -> None:
             while True:
                 self.fire_heartbeat()
-                await self.sleep(interval)
+                await asyncio.sleep(interval)
 
         return self.spawn(beat())
 
