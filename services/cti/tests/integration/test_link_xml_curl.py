@@ -175,6 +175,9 @@ async def test_the_dialplan_hands_a_tenants_number_to_ivr_with_a_fallback(
         "/fs/dialplan", data={**DIALPLAN_FORM, "Caller-Destination-Number": "+4930"}
     )
     assert "not found" in unknown.text
+    # Phones dialling a tenant's number from `default` are the static XML's business.
+    internal = await cti.post("/fs/dialplan", data={**DIALPLAN_FORM, "Caller-Context": "default"})
+    assert "not found" in internal.text
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,9 @@ class XmlCurlContext:
     fallback_prompt: str = "ivr/ivr-technical_difficulties.wav"
     fallback_extension: str = "callmesh_fallback"
     fallback_context: str = "callmesh-fallback"
+    # The contexts whose numbers belong to tenants (carriers' calls); any other context (phones
+    # dialling in `default`, nodes over the trunk) is the static XML's business.
+    contexts: tuple[str, ...] = ("public",)
     # Told the tenant of a channel as soon as the dialplan look-up finds it.
     on_tenant: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -134,17 +137,25 @@ def dialplan_document(
         ("set", f"callmesh_number={number}"),
         ("set", "callmesh_role=caller"),
     ]
-    if status == "active":
+    if status != "active":
+        # A suspended tenant's callers hear the announcement and are released (TEN: suspension
+        # refuses new work); they are not handed to the branch fallback.
+        actions += [
+            ("answer", ""),
+            ("playback", ctx.fallback_prompt),
+            ("hangup", "CALL_REJECTED"),
+        ]
+    else:
         actions += [
             ("set", "continue_on_fail=true"),
             ("socket", f"{ctx.ivr_socket} async full"),
+            # Reached only when ivr cannot be reached: apologise once (the fallback context
+            # skips its own apology when told so), then the node's fallback serves the caller.
+            ("answer", ""),
+            ("set", "callmesh_fallback_prompted=true"),
+            ("playback", ctx.fallback_prompt),
+            ("transfer", f"{ctx.fallback_extension} XML {ctx.fallback_context}"),
         ]
-    # Reached when ivr cannot be reached (or the tenant is suspended).
-    actions += [
-        ("answer", ""),
-        ("playback", ctx.fallback_prompt),
-        ("transfer", f"{ctx.fallback_extension} XML {ctx.fallback_context}"),
-    ]
     action_xml = "".join(
         f"          <action application={quoteattr(app)}"
         + (f" data={quoteattr(data)}" if data else "")
@@ -252,6 +263,8 @@ def routers(ctx: XmlCurlContext) -> list[APIRouter]:
             raw, number, context, uuid = parse_dialplan_form(await _form(request))
         except _BadForm as err:
             return done("dialplan", "bad_request", began, _bad(err))
+        if context not in ctx.contexts:
+            return done("dialplan", "other_context", began, _xml(NOT_FOUND))
         if ctx.numbers is None:
             return done("dialplan", "error", began, Response(status_code=503))
         try:
