@@ -21,6 +21,7 @@ from callmesh.fsemu.esl_inbound import start_esl_server
 from callmesh.fsemu.switch import Switch
 from callmesh.fsemu.world.scenario import Scenario, ScenarioError, load_scenario
 from callmesh.fsemu.world.world import World
+from callmesh.fsemu.xml_curl import DEFAULT_TIMEOUT_S, XmlCurlDialplan
 
 log = logging.getLogger("callmesh.fsemu")
 
@@ -42,6 +43,9 @@ class FsemuSettings(BaseSettings):
     media_dir: Path | None = None
     # FreeSWITCH's event-heartbeat-interval (switch.conf.xml), seconds; 0 turns HEARTBEAT off.
     heartbeat_s: float = Field(default=20.0, ge=0)
+    # mod_xml_curl: base URL of the cti link's endpoints (POST <url>/fs/dialplan); none: static.
+    xml_curl_url: str | None = Field(default=None, pattern=r"^https?://")
+    xml_curl_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=300)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "text"
 
@@ -60,6 +64,8 @@ def parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
     parser.add_argument("--speed", type=float, help="time factor: 10 plays 10 s of calls in 1 s")
     parser.add_argument("--media-dir", type=Path)
     parser.add_argument("--heartbeat-s", type=float, help="HEARTBEAT interval, s (0: none)")
+    parser.add_argument("--xml-curl-url", help="mod_xml_curl base URL (POST <url>/fs/dialplan)")
+    parser.add_argument("--xml-curl-timeout-s", type=float)
     parser.add_argument("--log-level")
     parser.add_argument("--log-format", choices=("json", "text"))
     args = vars(parser.parse_args(argv))
@@ -82,6 +88,10 @@ async def serve(settings: FsemuSettings, scenario: Scenario | None) -> None:
         hostname=settings.hostname, speed=speed, seed=seed, media_dir=settings.media_dir
     )
     world = World(switch, seed=seed)
+    if settings.xml_curl_url:
+        switch.set_xml_curl(
+            XmlCurlDialplan(settings.xml_curl_url, timeout=settings.xml_curl_timeout_s)
+        )
     esl = await start_esl_server(
         switch, settings.esl_host, settings.esl_port, settings.password.get_secret_value()
     )
@@ -104,13 +114,14 @@ async def serve(settings: FsemuSettings, scenario: Scenario | None) -> None:
         if scenario is not None:
             await world.load(scenario)
         log.info(
-            "fsemu ready: esl %s:%s control %s:%s speed %s seed %s",
+            "fsemu ready: esl %s:%s control %s:%s speed %s seed %s xml_curl %s",
             settings.esl_host,
             settings.esl_port,
             settings.control_host,
             settings.control_port,
             speed,
             seed,
+            settings.xml_curl_url or "off",
         )
         stopped = loop.create_task(stop.wait())
         await asyncio.wait({stopped, control_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -315,6 +315,9 @@ def build_router(world: World) -> APIRouter:
             "phones_registered": sum(
                 1 for p in world.phones.phones.values() if p.state == "registered"
             ),
+            # mod_xml_curl dialplan look-ups: lookups, found, not_found, errors, fallbacks
+            # (to the static dialplan), no_route; null when no URL is configured.
+            "xml_curl": dict(switch.xml_curl.stats) if switch.xml_curl is not None else None,
         }
 
     return router

@@ -30,6 +30,7 @@ from callmesh.fsemu.model import (
     q850,
     split_dial_legs,
 )
+from callmesh.fsemu.xml_curl import XmlCurlDialplan
 
 __all__ = [
     "Channel",
@@ -1081,6 +1082,7 @@ class Switch:
         self._listeners: list[Listener] = []
         self._session_listeners: dict[str, list[Listener]] = {}
         self._dial_handler: DialHandler | None = None
+        self.xml_curl: XmlCurlDialplan | None = None
         self._dialplan: Dialplan | None = None
         self.conferences: dict[str, Any] = {}
         self.calls: dict[str, tuple[str, str, int]] = {}
@@ -1252,6 +1254,8 @@ class Switch:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.media.close()
+        if self.xml_curl is not None:
+            await self.xml_curl.close()
 
     # ------------------------------------------------------------------ config
     def set_dial_handler(self, handler: DialHandler | None) -> None:
@@ -1263,8 +1267,17 @@ class Switch:
         callable(channel) → extension (None: no route, the call fails NO_ROUTE_DESTINATION)."""
         self._dialplan = dialplan
 
+    def set_xml_curl(self, binding: XmlCurlDialplan | None) -> None:
+        """Fetch every routing's dialplan over HTTP first, as mod_xml_curl does; "not found"
+        or an error falls back to the static dialplan (set_dialplan)."""
+        self.xml_curl = binding
+
     async def lookup_dialplan(self, channel: Channel) -> Extension | None:
         """The extension for the channel's destination (default: park)."""
+        if self.xml_curl is not None:
+            handled, extension = await self.xml_curl.hunt(channel)
+            if handled:
+                return extension
         dialplan = self._dialplan
         if dialplan is None:
             return [("park", "")]
