@@ -586,6 +586,40 @@ async def test_the_number_cache_is_bounded_and_answers_expire(bus: Bus, admin: F
     assert admin.served == 6
 
 
+async def test_an_expired_answer_is_served_while_admin_cannot_be_reached(
+    bus: Bus, admin: FakeAdmin
+) -> None:
+    admin.numbers["+33100"] = "acme"
+    admin.users[("acme.sip.test", "1001")] = "acme"
+    # Every answer expires at once, so each look-up asks admin again.
+    numbers = NumberDirectory(bus, ttl_s=0, timeout_s=0.3)
+    sip = SipDirectory(bus, ttl_s=0, timeout_s=0.3)
+    strict = NumberDirectory(bus, ttl_s=0, timeout_s=0.3, stale_s=0)
+    for directory in (numbers, sip, strict):
+        await directory.start()
+    try:
+        assert (await numbers.lookup("+33100")).tenant_id == "acme"
+        assert (await sip.lookup("acme.sip.test", "1001")).found
+        assert (await strict.lookup("+33100")).found
+        admin.release.clear()  # admin stops answering: the branch's WAN link is down
+        assert (await numbers.lookup("+33100")).tenant_id == "acme"
+        assert (await sip.lookup("acme.sip.test", "1001")).tenant_id == "acme"
+        with pytest.raises(RequestTimeout):
+            await strict.lookup("+33100")
+        # Never known, nothing to fall back on.
+        with pytest.raises(RequestTimeout):
+            await numbers.lookup("+44100")
+        # What an event said is gone stays gone, reachable or not.
+        await publish_suspended(bus, "acme")
+        await eventually(lambda: len(numbers) == 0)
+        with pytest.raises(RequestTimeout):
+            await numbers.lookup("+33100")
+    finally:
+        admin.release.set()
+        for directory in (numbers, sip, strict):
+            await directory.stop()
+
+
 @pytest.mark.parametrize(
     ("text", "number"),
     [

@@ -43,7 +43,13 @@ from nats.aio.subscription import Subscription as CoreSubscription
 
 from callmesh.core import telemetry
 from callmesh.core.bus import Bus
-from callmesh.core.errors import InvalidInput, NotFound, TenantSuspended, Unavailable
+from callmesh.core.errors import (
+    InvalidInput,
+    NotFound,
+    RequestTimeout,
+    TenantSuspended,
+    Unavailable,
+)
 from callmesh.core.kvwatch import ChangeBatch, KvMirror
 from callmesh.core.store import Placement, Store
 from callmesh.proto.subjects import Bucket, Domain, Service, check_tenant_id, check_token
@@ -619,6 +625,11 @@ def check_sip_username(text: str) -> str:
     return text
 
 
+# How long past its TTL a directory answer may still be served while admin cannot be reached
+# (a branch site cut off from the center keeps its phones and numbers working for a day).
+STALE_IF_ERROR_S = 86_400.0
+
+
 @dataclass(slots=True)
 class _Cached(Generic[R]):
     reply: R
@@ -631,13 +642,19 @@ class _LookupCache(Generic[K, R]):
 
     Every invalidation bumps an epoch: an answer requested before it is handed to its waiters
     but not cached, and later look-ups do not join that request.
+
+    Stale if error: an expired answer is kept (until ``stale_s`` past its expiry, an
+    invalidation or eviction) and served when asking again fails because admin cannot be
+    reached (``Unavailable``, ``RequestTimeout``) — so a branch site whose WAN link is down
+    keeps registering its phones and routing its numbers from what it last knew.
     """
 
-    def __init__(self, name: str, ttl_s: float, max_entries: int) -> None:
-        if ttl_s < 0 or max_entries < 1:
-            raise ValueError("ttl_s must be >= 0 and max_entries >= 1")
+    def __init__(self, name: str, ttl_s: float, max_entries: int, stale_s: float = 0.0) -> None:
+        if ttl_s < 0 or max_entries < 1 or stale_s < 0:
+            raise ValueError("ttl_s and stale_s must be >= 0 and max_entries >= 1")
         self.name = name
         self._ttl_s = ttl_s
+        self._stale_s = stale_s
         self._max = max_entries
         self._entries: OrderedDict[K, _Cached[R]] = OrderedDict()
         self._by_tenant: dict[str, set[K]] = {}
@@ -646,12 +663,14 @@ class _LookupCache(Generic[K, R]):
         self._epoch = 0
         lookups = telemetry.counter(
             "callmesh_directory_lookups_total",
-            "Look-ups through admin's directories, by outcome (hit, miss, joined)",
+            "Look-ups through admin's directories, by outcome (hit, miss, joined, stale: an "
+            "expired answer served because admin could not be reached)",
             ["directory", "outcome"],
         )
         self._hit = lookups.labels(name, "hit")
         self._miss = lookups.labels(name, "miss")
         self._joined = lookups.labels(name, "joined")
+        self._stale = lookups.labels(name, "stale")
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -662,12 +681,17 @@ class _LookupCache(Generic[K, R]):
         """The cached answer, the answer of a request in flight, or a new request's."""
         loop = asyncio.get_running_loop()
         cached = self._entries.get(key)
+        stale: _Cached[R] | None = None
         if cached is not None:
-            if cached.expires > loop.time():
+            now = loop.time()
+            if cached.expires > now:
                 self._entries.move_to_end(key)
                 self._hit.inc()
                 return cached.reply
-            self._remove(key)
+            if now - cached.expires < self._stale_s:
+                stale = cached
+            else:
+                self._remove(key)
         task = self._inflight.get(key)
         if task is None:
             self._miss.inc()
@@ -678,7 +702,15 @@ class _LookupCache(Generic[K, R]):
         else:
             self._joined.inc()
         # Shielded: one waiter giving up must not cancel the request the others wait for.
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except (Unavailable, RequestTimeout):
+            # Only while the entry is still the one we saw (no invalidation dropped it since).
+            if stale is None or self._entries.get(key) is not stale:
+                raise
+            log.warning("%s look-up failed: serving the expired answer", self.name)
+            self._stale.inc()
+            return stale.reply
 
     def _settled(
         self, key: K, epoch: int, tenant_of: Callable[[R], str], task: asyncio.Task[R]
@@ -752,11 +784,17 @@ class _AdminDirectory(Generic[K, R]):
     _events: tuple[str, ...] = _STATUS_EVENTS
 
     def __init__(
-        self, bus: Bus, name: str, ttl_s: float, max_entries: int, timeout_s: float | None
+        self,
+        bus: Bus,
+        name: str,
+        ttl_s: float,
+        max_entries: int,
+        timeout_s: float | None,
+        stale_s: float = 0.0,
     ) -> None:
         self._bus = bus
         self._timeout_s = timeout_s
-        self._cache: _LookupCache[K, R] = _LookupCache(name, ttl_s, max_entries)
+        self._cache: _LookupCache[K, R] = _LookupCache(name, ttl_s, max_entries, stale_s)
         self._subs: list[CoreSubscription] = []
         self._reconnects: int | None = None
 
@@ -848,8 +886,9 @@ class NumberDirectory(_AdminDirectory[str, NumberLookupReply]):
         ttl_s: float = 60.0,
         max_entries: int = 100_000,
         timeout_s: float | None = None,
+        stale_s: float = STALE_IF_ERROR_S,
     ) -> None:
-        super().__init__(bus, "numbers", ttl_s, max_entries, timeout_s)
+        super().__init__(bus, "numbers", ttl_s, max_entries, timeout_s, stale_s)
         self._subject = bus.subjects.platform_command(Service.ADMIN, "number_lookup")
 
     async def lookup(self, number: str) -> NumberLookupReply:
@@ -890,8 +929,9 @@ class SipDirectory(_AdminDirectory[tuple[str, str], DirectoryLookupReply]):
         ttl_s: float = 30.0,
         max_entries: int = 100_000,
         timeout_s: float | None = None,
+        stale_s: float = STALE_IF_ERROR_S,
     ) -> None:
-        super().__init__(bus, "sip_users", ttl_s, max_entries, timeout_s)
+        super().__init__(bus, "sip_users", ttl_s, max_entries, timeout_s, stale_s)
         self._subject = bus.subjects.platform_command(Service.ADMIN, "directory_lookup")
 
     async def lookup(self, domain: str, username: str) -> DirectoryLookupReply:
