@@ -44,6 +44,9 @@ bench: setup ## run the benchmarks (tables on stdout, JSON in bench/results/)
 	$(RUN) python bench/bridge.py
 	$(RUN) python bench/quota.py
 	$(RUN) python bench/admin_api.py  # needs wrk (Debian package)
+	$(RUN) python bench/esl_codec.py
+	$(RUN) python bench/fsemu_calls.py
+	$(RUN) python bench/cti_link.py
 
 clean: ## remove caches and build products (keeps .venv and bin/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build bench/results
