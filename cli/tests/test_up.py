@@ -159,6 +159,8 @@ def test_up_runs_every_service_until_ctrl_c_and_keeps_its_data(tmp_path: Path) -
                 assert f'callmesh_service_ready{{service="{name}"}} 1.0' in exposition.text
             # The emulator runs, and the cti link `up` started is attached to its event socket.
             assert http.get(f"{rows['fsemu'][0]}/healthz").status_code == 200
+            # …and finds routes through cti's mod_xml_curl endpoints, as a real node does.
+            assert http.get(f"{rows['fsemu'][0]}/stats").json()["xml_curl"] is not None
             assert accepts(rows["fsemu-esl"][0])
             assert http.get(rows["nats"][1]).json()["jetstream"]["config"]["store_dir"]
             assert "ferretdb_" in http.get(rows["ferretdb"][1]).text

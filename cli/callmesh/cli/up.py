@@ -447,14 +447,21 @@ class Platform:
         specs: list[ProcessSpec] = []
         base = self.options.base_port
         switch = self.options.freeswitch
+        # Ports first: the emulator asks cti's mod_xml_curl endpoints for its dialplan.
+        ports = {
+            service.name: self.pick_port(base + service.offset if base else 0, service.name)
+            for service in SERVICES
+            if service.name in self.options.services
+        }
         if self.options.emulator:
-            emulator, switch = self._emulator_spec(common)
+            # (`up` runs the emulator only when cti runs.)
+            emulator, switch = self._emulator_spec(common, f"http://{HOST}:{ports['cti']}")
             specs.append(emulator)
         jwks_url: str | None = None
         for service in SERVICES:
             if service.name not in self.options.services:
                 continue
-            port = self.pick_port(base + service.offset if base else 0, service.name)
+            port = ports[service.name]
             prefix = f"CALLMESH_{service.name.upper()}_"
             env = {**common, f"{prefix}HTTP_HOST": HOST, f"{prefix}HTTP_PORT": str(port)}
             if service.name == "admin":
@@ -488,8 +495,11 @@ class Platform:
             )
         return specs
 
-    def _emulator_spec(self, common: dict[str, str]) -> tuple[ProcessSpec, FreeswitchTarget]:
-        """The FreeSWITCH emulator's process, and where its Event Socket answers."""
+    def _emulator_spec(
+        self, common: dict[str, str], cti_url: str
+    ) -> tuple[ProcessSpec, FreeswitchTarget]:
+        """The FreeSWITCH emulator's process (its dialplan fetched from cti's mod_xml_curl
+        endpoints at ``cti_url``), and where its Event Socket answers."""
         base = self.options.base_port
         esl_port = self.pick_port(DEFAULT_ESL_PORT if base else 0, "fsemu event socket")
         control_port = self.pick_port(DEFAULT_FSEMU_CONTROL_PORT if base else 0, "fsemu control")
@@ -503,6 +513,7 @@ class Platform:
             "CALLMESH_FSEMU_CONTROL_HOST": HOST,
             "CALLMESH_FSEMU_CONTROL_PORT": str(control_port),
             "CALLMESH_FSEMU_HOSTNAME": NODE_ID,
+            "CALLMESH_FSEMU_XML_CURL_URL": cti_url,
         }
         url = f"http://{HOST}:{control_port}"
         self.endpoints.append(Endpoint("fsemu-esl", f"tcp://{HOST}:{esl_port}", "-", "-"))
