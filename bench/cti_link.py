@@ -46,7 +46,8 @@ from callmesh.core.esl import Frame, FrameParser
 from callmesh.core.servers import nats_server_version, start_nats
 from callmesh.core.settings import PlatformSettings
 from callmesh.cti.adapters.bus import BusCallEvents
-from callmesh.cti.adapters.esl import EslLink, GeventThread, parse_event_lazy
+from callmesh.cti.adapters.esl import EslLink, GeventThread
+from callmesh.cti.adapters.esl_parse import parse_event_lazy
 from callmesh.cti.adapters.metrics import LinkMetrics
 from callmesh.cti.domain.normalize import CUSTOM_SUBCLASSES, SUBSCRIBED, CallEvent, Normalizer
 from callmesh.cti.service.link import CtiLink, LinkConfig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -36,6 +37,7 @@ class CtiSettings(ServiceSettings):
     sip_domain_suffix: str = "sip.callmesh.local"
     recordings_dir: Path | None = None
     fallback_prompt: str = "ivr/ivr-technical_difficulties.wav"
+    event_reader: Literal["asyncio", "greenswitch"] = "asyncio"
 
     def link_settings(self) -> LinkSettings:
         """The link's settings."""
@@ -52,6 +54,7 @@ class CtiSettings(ServiceSettings):
             sip_domain_suffix=self.sip_domain_suffix,
             recordings_dir=self.recordings_dir,
             fallback_prompt=self.fallback_prompt,
+            event_reader=self.event_reader,
         )
 
 

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import SecretStr
@@ -20,6 +21,7 @@ from callmesh.core.runtime import RequestRoute, Runtime
 from callmesh.core.tenancy import NumberDirectory, SipDirectory
 from callmesh.cti.adapters import bus as link_bus
 from callmesh.cti.adapters.esl import EslLink, GeventThread
+from callmesh.cti.adapters.esl_events import AsyncEventReader
 from callmesh.cti.adapters.heartbeat import Heartbeat
 from callmesh.cti.adapters.metrics import LinkMetrics
 from callmesh.cti.adapters.recordings import MediaRecordings
@@ -53,6 +55,9 @@ class LinkSettings:
     sip_domain_suffix: str = "sip.callmesh.local"
     recordings_dir: Path | None = None
     fallback_prompt: str = "ivr/ivr-technical_difficulties.wav"
+    # asyncio: events on a second connection read in the service's loop (greenswitch keeps the
+    # commands); greenswitch: one greenswitch connection for both.
+    event_reader: Literal["asyncio", "greenswitch"] = "asyncio"
 
 
 class LinkParts:
@@ -66,6 +71,7 @@ class LinkParts:
         self.metrics = LinkMetrics(settings.node_id)
         self.link: CtiLink | None = None
         self.esl: EslLink | None = None
+        self.events: AsyncEventReader | None = None
         self.heartbeat: Heartbeat | None = None
         self._gevent: GeventThread | None = None
         self._numbers: NumberDirectory | None = None
@@ -116,6 +122,7 @@ class LinkParts:
             state=lambda: _state(link),
         )
         if s.esl_enabled:
+            own_reader = s.event_reader == "asyncio"
             self._gevent = GeventThread(name=f"cti-gevent-{s.node_id}")
             bridge = await self._gevent.start()
             self.esl = EslLink(
@@ -125,15 +132,27 @@ class LinkParts:
                 s.esl_port,
                 s.esl_password.get_secret_value(),
                 observer=self.metrics,
+                events=not own_reader,
             )
             link.switch = self.esl
             await self.esl.start()
+            if own_reader:
+                self.events = AsyncEventReader(
+                    link,
+                    s.esl_host,
+                    s.esl_port,
+                    s.esl_password.get_secret_value(),
+                    observer=self.metrics,
+                )
+                await self.events.start()
         self.heartbeat.start()
 
     async def stop(self, runtime: Runtime) -> None:
         """Stop the heartbeat (saying down), the socket, the thread, the directories."""
         if self.heartbeat is not None:
             await self.heartbeat.stop()
+        if self.events is not None:
+            await self.events.stop()
         if self.esl is not None:
             await self.esl.stop()
         if self.link is not None:

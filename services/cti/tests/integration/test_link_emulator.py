@@ -1,5 +1,9 @@
 """The cti link end to end: the whole cti service in-process, a real NATS and FerretDB, and the
-FreeSWITCH emulator's event socket (greenswitch speaking to it over TCP)."""
+FreeSWITCH emulator's event socket (greenswitch speaking to it over TCP).
+
+Every test runs with both event readers (``CALLMESH_CTI_EVENT_READER``): ``asyncio`` (events on
+a second connection read in the service's loop, greenswitch for the commands) and
+``greenswitch`` (one greenswitch connection for both)."""
 
 from __future__ import annotations
 
@@ -42,6 +46,13 @@ from callmesh.proto.v1.switch_pb2 import (
 
 NODE = "fs-t"
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "greenswitch"])
+def event_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The link's event reader, through its setting (read by ``CtiSettings``)."""
+    monkeypatch.setenv("CALLMESH_CTI_EVENT_READER", request.param)
+    return str(request.param)
 
 
 async def eventually(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
@@ -236,7 +247,7 @@ async def test_a_stale_fencing_token_is_refused_on_the_bus(
 
 
 async def test_heartbeats_say_connected_then_down_when_the_socket_is_lost_and_up_again(
-    platform_settings: PlatformSettings, bus: Bus, switch: Switch
+    platform_settings: PlatformSettings, bus: Bus, switch: Switch, event_reader: str
 ) -> None:
     async with running_link(platform_settings, bus, switch) as link:
         kv = await bus.kv(Bucket.NODES)
@@ -281,7 +292,14 @@ async def test_heartbeats_say_connected_then_down_when_the_socket_is_lost_and_up
         assert newcomer.uuid in table
         assert gone.uuid not in table
         assert link.parts.esl is not None
-        assert link.parts.esl.connects == 2
+        esl = link.parts.esl
+        # With the asyncio reader the command connection reconnects on its own schedule.
+        await eventually(lambda: esl.connects == 2 and esl.connected, "commands reconnected")
+        if event_reader == "asyncio":
+            assert link.parts.events is not None
+            assert link.parts.events.connects == 2
+        else:
+            assert link.parts.events is None
 
         # The adopted channel's tenant comes with its next event.
         await newcomer.far_hangup()
@@ -365,7 +383,7 @@ class ScriptedSwitch:
 
 
 async def test_malformed_frames_and_unknown_events_are_counted_and_the_link_keeps_running(
-    platform_settings: PlatformSettings, bus: Bus
+    platform_settings: PlatformSettings, bus: Bus, event_reader: str
 ) -> None:
     from prometheus_client import REGISTRY
 
@@ -423,6 +441,10 @@ async def test_malformed_frames_and_unknown_events_are_counted_and_the_link_keep
             parts: LinkParts = runtime.definition.on_start[0].__self__  # type: ignore[attr-defined]
             assert parts.esl is not None
             assert parts.esl.connected
+            if event_reader == "asyncio":
+                assert parts.events is not None
+                assert parts.events.connected
+                assert parts.events.malformed >= 3
     finally:
         await sub.unsubscribe()
         await fake.close()

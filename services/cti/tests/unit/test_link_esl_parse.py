@@ -13,7 +13,7 @@ from callmesh.core.esl import (
     parse_event_plain,
     serialize_event_plain,
 )
-from callmesh.cti.adapters.esl import parse_event_lazy
+from callmesh.cti.adapters.esl_parse import parse_event_lazy
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -28,14 +28,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import random
 import threading
 import uuid as uuidlib
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
-from urllib.parse import unquote
+from collections.abc import Mapping
+from typing import Any
 
 import gevent
 import gevent.event
@@ -44,125 +42,22 @@ from greenswitch.esl import InboundESL, NotConnectedError
 
 from callmesh.core.bridge import Bridge
 from callmesh.core.esl import EslParseError
-from callmesh.cti.domain.normalize import CUSTOM_SUBCLASSES, SUBSCRIBED
+from callmesh.cti.adapters.esl_parse import (
+    JOB_SUBSCRIBE_COMMAND,
+    MAX_BODY_BYTES,
+    SHOW_CALLS,
+    SHOW_CHANNELS,
+    SUBSCRIBE_COMMAND,
+    EslSink,
+    LazyHeaders,
+    live_channels,
+    parse_event_lazy,
+)
 from callmesh.cti.ports import LinkObserver, SwitchNotConnected, SwitchTimeout
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBE_COMMAND = "event plain " + " ".join(SUBSCRIBED) + " CUSTOM " + " ".join(CUSTOM_SUBCLASSES)
-MAX_BODY_BYTES = 16 * 1024 * 1024
 _BATCH = 4096
-
-
-class LazyHeaders(Mapping[str, str]):
-    """An event's headers, percent-decoded when read (most are never read).
-
-    ``callmesh.core.esl.parse_event_plain`` decodes every value up front; at thousands of events
-    per second with ~150 headers each that was most of the link's time. This gives the same
-    values (tested against it), decoding only the ones the normalizer asks for.
-    """
-
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: dict[str, str] | None = None) -> None:
-        self._raw: dict[str, str] = raw if raw is not None else {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The decoded value, or ``default``."""
-        value = self._raw.get(key)
-        if value is None:
-            return default
-        if "%" in value:
-            value = unquote(value)
-            self._raw[key] = value
-        return value
-
-    def __getitem__(self, key: str) -> str:
-        value = self._raw[key]
-        if "%" in value:
-            value = unquote(value)
-            self._raw[key] = value
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._raw
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-    def pop_raw(self, key: str) -> str | None:
-        """Remove a header, returning its undecoded value."""
-        return self._raw.pop(key, None)
-
-    def decoded(self) -> dict[str, str]:
-        """Every header decoded (a plain dict)."""
-        return {key: self[key] for key in self._raw}
-
-
-def _checked_headers(lines: list[str]) -> LazyHeaders:
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, sep, value = line.partition(": ")
-        if sep:
-            headers[name] = value
-        elif line.endswith(":"):
-            headers[line[:-1]] = ""
-        elif line:
-            raise EslParseError(f"bad header line {line[:80]!r} (expected 'Name: value')")
-    return LazyHeaders(headers)
-
-
-def parse_event_lazy(data: bytes) -> tuple[LazyHeaders, str | None]:
-    """A text/event-plain payload → (headers decoded on read, body); EslParseError if bad."""
-    end = data.find(b"\n\n")
-    head = data if end < 0 else data[:end]
-    text = head.decode("utf-8", "replace").rstrip("\n")
-    # FreeSWITCH encodes ':' and ' ' in values, so a good line holds exactly one ": " and one
-    # C-level split gives name, value, name, value … (the per-line Python loop cost the most).
-    parts = text.replace(": ", "\n").split("\n")
-    pairs = len(parts) // 2
-    if len(parts) % 2 == 0 and text.count(": ") == pairs and text.count("\n") + 1 == pairs:
-        # Filled from the end: the first of two same-named headers wins, as EslEvent.as_dict.
-        headers = LazyHeaders(dict(zip(parts[-2::-2], parts[::-2], strict=True)))
-    else:
-        lines = text.split("\n")
-        lines.reverse()
-        headers = _checked_headers(lines)
-    if not headers:
-        raise EslParseError("event has no headers")
-    body: str | None = None
-    length = headers.pop_raw("Content-Length")
-    if length is not None:
-        if not length.strip().isdigit():
-            raise EslParseError(f"inner Content-Length {length!r} is not a number >= 0")
-        rest = data[end + 2 :] if end >= 0 else b""
-        size = int(length)
-        if len(rest) < size:
-            raise EslParseError(f"inner body truncated: {len(rest)} of {size} bytes")
-        body = rest[:size].decode("utf-8", "replace")
-    return headers, body
-
-
-class EslSink(Protocol):
-    """The asyncio side the events and connection changes are handed to (``CtiLink``)."""
-
-    async def on_events(self, batch: Sequence[Mapping[str, str]]) -> None:
-        """A batch of events, in arrival order."""
-
-    async def on_snapshot_begin(self) -> None:
-        """The live channels are being asked for: events handed over later may be newer."""
-
-    async def on_connected(
-        self, live: Mapping[str, str] | None, esl_endpoint: str, *, reconnect: bool
-    ) -> None:
-        """The socket is up; ``live`` maps each live channel to its partner hint (None: the
-        switch could not say, the table is left as it is)."""
-
-    async def on_disconnected(self, reason: str) -> None:
-        """The socket is lost."""
 
 
 class _Connected:
@@ -261,8 +156,13 @@ class EslLink:
         connect_timeout_s: float = 5.0,
         max_backoff_s: float = 5.0,
         reply_timeout_s: float = 10.0,
+        events: bool = True,
     ) -> None:
         self._bridge = bridge
+        # events=False: another connection reads the events (``esl_events.AsyncEventReader``);
+        # this one subscribes only BACKGROUND_JOB, for the command replies, and leaves the
+        # channel table and the node's up/down to that reader.
+        self._events = events
         self._sink = sink
         self.host = host
         self.port = port
@@ -388,7 +288,8 @@ class EslLink:
                 stamp = headers.get("Event-Date-Timestamp", "")
                 self._observer.esl_event("BACKGROUND_JOB", int(stamp) if stamp.isdigit() else 0)
             return
-        self._push(headers)
+        if self._events:
+            self._push(headers)
 
     def _on_problem(self, kind: str, detail: str) -> None:
         self.malformed += 1
@@ -432,11 +333,11 @@ class EslLink:
                     self._send_lock,
                 ):
                     esl.connect()
-                    reply = esl.send(SUBSCRIBE_COMMAND)
+                    reply = esl.send(SUBSCRIBE_COMMAND if self._events else JOB_SUBSCRIBE_COMMAND)
                     if not reply.headers.get("Reply-Text", "").startswith("+OK"):
                         raise ConnectionError(f"event subscription refused: {reply.data}")
                     self._esl = esl
-                    live = self._snapshot(esl)
+                    live = self._snapshot(esl) if self._events else None
             except (gevent.Timeout, OSError, NotConnectedError, ValueError) as err:
                 self._esl = None
                 self._close(esl)
@@ -453,7 +354,8 @@ class EslLink:
             attempt = 0
             self.connects += 1
             log.info("event socket %s connected", self.endpoint)
-            self._push(_Connected(live, reconnect))
+            if self._events:
+                self._push(_Connected(live, reconnect))
             reconnect = True
             reason = self._watch(esl)
             self._esl = None
@@ -462,7 +364,8 @@ class EslLink:
                 waiter.set_exception(SwitchNotConnected("the event socket was lost"))
             if not self._stopping:
                 log.warning("event socket %s lost: %s", self.endpoint, reason)
-                self._push(_Lost(reason))
+                if self._events:
+                    self._push(_Lost(reason))
                 gevent.sleep(0.1 * (0.5 + random.random()))
 
     def _watch(self, esl: _Esl) -> str:
@@ -482,24 +385,10 @@ class EslLink:
         # legs even when the snapshot does not list them.
         self._push(_SnapshotBegin())
         try:
-            channels = _rows(esl.send("api show channels as json").data)
-            calls = _rows(esl.send("api show calls as json").data)
+            return live_channels(esl.send(SHOW_CHANNELS).data, esl.send(SHOW_CALLS).data)
         except (ValueError, TypeError, AttributeError) as err:
             log.warning("live channels could not be read (%s); table not rebuilt", err)
             return None
-        live: dict[str, str] = {}
-        for row in channels:
-            uuid = str(row.get("uuid") or "")
-            if uuid:
-                call_uuid = str(row.get("call_uuid") or "")
-                live[uuid] = call_uuid if call_uuid != uuid else ""
-        for row in calls:
-            a = str(row.get("uuid") or "")
-            b = str(row.get("b_uuid") or "")
-            if a and b:
-                live.setdefault(a, "")
-                live[b] = a
-        return live
 
     def _close(self, esl: _Esl) -> None:
         esl._run = False
@@ -566,15 +455,6 @@ class EslLink:
         if esl is None or not esl.connected:
             raise SwitchNotConnected("the event socket is down")
         return str(self._send(esl, f"api {line}", timeout_s).data)
-
-
-def _rows(data: Any) -> list[dict[str, Any]]:
-    text = str(data or "").strip()
-    if not text or text.startswith("-ERR"):
-        raise ValueError(text or "empty answer")
-    parsed = json.loads(text)
-    rows = parsed.get("rows") if isinstance(parsed, dict) else None
-    return [row for row in rows or () if isinstance(row, dict)]
 
 
 class GeventThread:
