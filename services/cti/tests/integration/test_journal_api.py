@@ -59,7 +59,7 @@ class Cti:
 async def running_cti(settings: PlatformSettings, bus: Bus) -> AsyncIterator[Cti]:
     """cti as it runs in production, in-process, trusting a test token issuer."""
     platform = settings.model_copy(update={"api_rate_per_s": 1e6, "api_burst": 1_000_000})
-    runtime = Runtime(build(CtiSettings(platform=platform)))
+    runtime = Runtime(build(CtiSettings(platform=platform, esl_enabled=False)))
     app = create_app(runtime)
     key = generate_signing_key()
     issuer = TokenIssuer(key, "test", platform.jwt_issuer, platform.jwt_audience)

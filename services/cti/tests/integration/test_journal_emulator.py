@@ -116,15 +116,17 @@ async def test_a_call_on_the_switch_becomes_a_record_in_the_journal(
                 last: list[Any] = []
 
                 async def ended() -> dict[str, Any] | None:
+                    # Consumers work concurrently: wait for every event, not just the last one.
                     got = await http.get(path, headers=headers)
                     call = got.json()
                     last[:] = [call]
-                    done = got.status_code == 200 and call["ended_at"] and len(call["legs"]) == 2
-                    return (
-                        dict(call)
-                        if done and all(leg["ended_at"] for leg in call["legs"])
-                        else None
+                    kinds = [e["kind"] for e in call.get("timeline", ())]
+                    done = (
+                        {"call.bridged", "call.held"} <= set(kinds)
+                        and kinds.count("call.hung_up") == 2
+                        and kinds.count("call.created") == 2
                     )
+                    return dict(call) if done else None
 
                 call = await eventually(ended, lambda: f"the call ended in the journal: {last}")
     finally:

@@ -96,7 +96,7 @@ async def test_every_calls_operation_answers_per_its_schema_and_never_fails(
     platform_settings: PlatformSettings, bus: Bus
 ) -> None:
     platform = platform_settings.model_copy(update={"api_rate_per_s": 1e6, "api_burst": 10**6})
-    runtime = Runtime(build(CtiSettings(platform=platform)))
+    runtime = Runtime(build(CtiSettings(platform=platform, esl_enabled=False)))
     app = create_app(runtime)
     key = generate_signing_key()
     issuer = TokenIssuer(key, "test", platform.jwt_issuer, platform.jwt_audience)

@@ -8,7 +8,8 @@ and ``$inc`` loses increments. What it does keep atomic is a unique index. So th
    ``call_events``: a redelivered event is refused by the index and changes nothing, and no
    event is ever lost to a race;
 2. the record, folded by the domain from every stored event of the call, over the call's one
-   document in ``calls`` (unique (tenant_id, call_id); upserted, never with a client ``_id``);
+   document in ``calls`` (unique (tenant_id, call_id); upserted, never with a client ``_id``)
+   unless that document was folded from more events (so a slow writer does not take it back);
 3. then it counts the call's events again: if there are more than it folded, a racing writer's
    event may be missing from what it just wrote, so it folds and writes again.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import random
 from collections.abc import Mapping
@@ -285,10 +287,15 @@ class MongoCallJournal:
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
                 facts = await self._facts(events, call_id)
             record = build_record(tenant_id, call_id, facts)
-            try:
-                await calls.replace_one({"call_id": call_id}, _record_doc(record), upsert=True)
-            except DuplicateKeyError:
-                continue  # two first writers upserted at once: one made it, fold again
+            # Never over a record folded from more events: a slow writer does not take the record
+            # back (atomic on MongoDB, a much narrower window on FerretDB). A duplicate key says
+            # such a record is there, or two first writers raced: either way, count again.
+            with contextlib.suppress(DuplicateKeyError):
+                await calls.replace_one(
+                    {"call_id": call_id, "event_count": {"$lte": len(facts)}},
+                    _record_doc(record),
+                    upsert=True,
+                )
             if await events.count_documents({"call_id": call_id}) <= len(facts):
                 return applied
         raise JournalContention(f"call {call_id}: {MAX_ATTEMPTS} writers raced; try again later")
