@@ -208,8 +208,10 @@ async def test_an_answering_machine_beeps_like_mod_avmd(env: Env) -> None:
 async def test_a_scripted_caller_presses_digits_on_the_prompt_and_gives_up(env: Env) -> None:
     env.switch.set_dialplan({"5000": [("answer", ""), ("playback", str(env.prompt)), ("park", "")]})
     script = CallerScript(
-        steps=(DigitStep(digits="7", on_prompt=1, delay=0.2), DigitStep(digits="9#", at=3)),
-        patience_s=20,
+        # At the test's speed (1000x) the timed digits come 0.5 s of real time after the call
+        # starts, well after the prompt's even on a loaded machine, and before patience runs out.
+        steps=(DigitStep(digits="7", on_prompt=1, delay=0.2), DigitStep(digits="9#", at=500)),
+        patience_s=900,
         talk_s=None,
     )
     channel = await env.world.place_call(number="5000", caller="+33612345678", script=script)
