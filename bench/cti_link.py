@@ -8,11 +8,14 @@ Run: .tools/uv/bin/uv run --frozen --all-packages python bench/cti_link.py [--ca
    serialized by the emulator exactly as FreeSWITCH does). A plain asyncio server in a child
    process speaks the ESL inbound handshake and replays the burst on the real wire (the
    emulator alone cannot generate events as fast as the link takes them).
-2. The link (greenswitch InboundESL in its gevent thread, the bridge, the normalizer, the
-   publisher) reads the burst: ESL events normalized and published per second, first event in
-   to last JetStream ack, with the call events really published to a nats-server; then the same
-   without publishing (normalize only), and greenswitch's own parser alone (an InboundESL with a
-   counting ``*`` handler) on the same bytes, in the same run.
+2. The link reads the burst with each event reader (``CALLMESH_CTI_EVENT_READER``): ``asyncio``
+   (a second connection read in the service's loop by ``FrameParser`` + the lazy parser;
+   greenswitch holds only the command connection) and ``greenswitch`` (InboundESL in its gevent
+   thread, the bridge): ESL events normalized and published per second, first event in to last
+   JetStream ack, with the call events really published to a nats-server; then the same without
+   publishing (normalize only). In the same run, on the same bytes: the asyncio reader alone
+   (batches to a counter), greenswitch's own parser alone (an InboundESL with a counting ``*``
+   handler) and, in memory, ``FrameParser`` fed 256 KiB pieces + the lazy parse ("parse only").
 3. Command round trip: the emulator's event socket in a child process with a parked call; a
    client sends ``SwitchCommand``s (set a variable) on ``cm.node.<node>.cmd`` and waits for the
    ``SwitchReply``: bus → link → bgapi → BACKGROUND_JOB → reply, p50/p99.
@@ -47,6 +50,7 @@ from callmesh.core.servers import nats_server_version, start_nats
 from callmesh.core.settings import PlatformSettings
 from callmesh.cti.adapters.bus import BusCallEvents
 from callmesh.cti.adapters.esl import EslLink, GeventThread
+from callmesh.cti.adapters.esl_events import READ_SIZE, AsyncEventReader
 from callmesh.cti.adapters.esl_parse import parse_event_lazy
 from callmesh.cti.adapters.metrics import LinkMetrics
 from callmesh.cti.domain.normalize import CUSTOM_SUBCLASSES, SUBSCRIBED, CallEvent, Normalizer
@@ -54,6 +58,19 @@ from callmesh.cti.service.link import CtiLink, LinkConfig
 from callmesh.proto.v1.switch_pb2 import SetVariable, SwitchCommand, SwitchReply
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "cti_link.json"
+ASYNC_PUBLISH = "asyncio reader + publish (JetStream)"
+ASYNC_NORMALIZE = "asyncio reader, normalize only"
+GS_PUBLISH = "greenswitch + publish (JetStream)"
+GS_NORMALIZE = "greenswitch, normalize only"
+LABELS = (
+    ASYNC_PUBLISH,
+    ASYNC_NORMALIZE,
+    GS_PUBLISH,
+    GS_NORMALIZE,
+    "asyncio reader only",
+    "greenswitch parse only",
+    "FrameParser + lazy parse only",
+)
 NODE = "bench-1"
 
 
@@ -217,6 +234,7 @@ async def measure_link(
     expected: int,
     calls_expected: int,
     bus: Bus | None,
+    reader: str = "greenswitch",
     timeout_s: float = 600,
 ) -> LinkRun:
     publisher = CountingPublisher(BusCallEvents(bus, NODE) if bus is not None else None)
@@ -224,15 +242,21 @@ async def measure_link(
     link = CtiLink(LinkConfig(node_id=NODE), publisher=publisher, observer=metrics)
     thread = GeventThread()
     bridge = await thread.start()
-    esl = EslLink(bridge, link, "127.0.0.1", port, "ClueCon", observer=metrics)
+    own = reader == "asyncio"
+    esl = EslLink(bridge, link, "127.0.0.1", port, "ClueCon", observer=metrics, events=not own)
+    events = AsyncEventReader(link, "127.0.0.1", port, "ClueCon", observer=metrics) if own else None
     link.switch = esl
     # From the connection on (its cost is in): the burst follows the channel snapshot.
     began = time.perf_counter()
     await esl.start()
+    if events is not None:
+        await events.start()
     deadline = time.monotonic() + timeout_s
     # Done when every call event of the burst is published (acked by the stream).
     while publisher.published < calls_expected and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
+    if events is not None:
+        await events.stop()
     await esl.stop()
     await thread.stop()
     if link.events_seen < expected or publisher.published < calls_expected:
@@ -241,6 +265,56 @@ async def measure_link(
             f"{publisher.published} of {calls_expected} call events"
         )
     return LinkRun(label, link.events_seen, publisher.published, publisher.last - began)
+
+
+class CountingSink:
+    """An ``EslSink`` that only counts the events (the asyncio reader alone)."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.last = 0.0
+
+    async def on_events(self, batch: Sequence[Any]) -> None:
+        self.events += len(batch)
+        self.last = time.perf_counter()
+
+    async def on_snapshot_begin(self) -> None:
+        pass
+
+    async def on_connected(self, live: Any, esl_endpoint: str, *, reconnect: bool) -> None:
+        pass
+
+    async def on_disconnected(self, reason: str) -> None:
+        pass
+
+
+async def measure_raw_asyncio(port: int, expected: int) -> LinkRun:
+    """The asyncio reader alone: connection, FrameParser, lazy parse, batches to a counter."""
+    sink = CountingSink()
+    reader = AsyncEventReader(sink, "127.0.0.1", port, "ClueCon")
+    began = time.perf_counter()
+    await reader.start()
+    deadline = time.monotonic() + 600
+    while sink.events < expected and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    await reader.stop()
+    return LinkRun("asyncio reader only", sink.events, 0, sink.last - began)
+
+
+def measure_parse_only(payload: bytes, expected: int) -> LinkRun:
+    """FrameParser fed 256 KiB pieces + the lazy event parser, in memory (no socket)."""
+    parser = FrameParser()
+    events = 0
+    began = time.perf_counter()
+    for start in range(0, len(payload), READ_SIZE):
+        for frame in parser.feed(payload[start : start + READ_SIZE]):
+            if isinstance(frame, Frame) and frame.content_type == "text/event-plain":
+                parse_event_lazy(frame.body)
+                events += 1
+    seconds = time.perf_counter() - began
+    if events != expected:
+        raise RuntimeError(f"parse only: {events} of {expected} events")
+    return LinkRun("FrameParser + lazy parse only", events, 0, seconds)
 
 
 async def measure_raw_greenswitch(port: int, expected: int) -> LinkRun:
@@ -347,20 +421,26 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await bus.provision()
         runs: list[LinkRun] = []
         for round_ in range(args.repeat):
-            for label, target in (
-                ("link + publish (JetStream)", bus),
-                ("link, normalize only", None),
+            for label, target, reader in (
+                (ASYNC_PUBLISH, bus, "asyncio"),
+                (ASYNC_NORMALIZE, None, "asyncio"),
+                (GS_PUBLISH, bus, "greenswitch"),
+                (GS_NORMALIZE, None, "greenswitch"),
             ):
-                run = await measure_link(label, port, expected, calls_expected, target)
+                run = await measure_link(label, port, expected, calls_expected, target, reader)
                 runs.append(run)
                 print(
-                    f"  round {round_ + 1}: {label:28} {run.per_second:10,.0f} events/s "
+                    f"  round {round_ + 1}: {label:36} {run.per_second:10,.0f} events/s "
                     f"({run.published} call events published)",
                     flush=True,
                 )
-            raw = await measure_raw_greenswitch(port, expected)
-            runs.append(raw)
-            print(f"  round {round_ + 1}: {raw.label:28} {raw.per_second:10,.0f} events/s")
+            for raw in (
+                await measure_raw_asyncio(port, expected),
+                await measure_raw_greenswitch(port, expected),
+                measure_parse_only(payload, expected),
+            ):
+                runs.append(raw)
+                print(f"  round {round_ + 1}: {raw.label:36} {raw.per_second:10,.0f} events/s")
         print(f"command round trip ({args.commands} commands) …", flush=True)
         commands = await measure_commands(bus, client, args.commands)
         await bus.close()
@@ -370,7 +450,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         nats.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     summary = []
-    for label in ("link + publish (JetStream)", "link, normalize only", "greenswitch parse only"):
+    for label in LABELS:
         mine = [r for r in runs if r.label == label]
         summary.append(
             {
@@ -414,9 +494,9 @@ def main() -> None:
     args.load = os.getloadavg()[0]
     report = asyncio.run(main_async(args))
     print()
-    print(f"{'path':30} {'median ev/s':>12} {'best ev/s':>12}")
+    print(f"{'path':38} {'median ev/s':>12} {'best ev/s':>12}")
     for row in report["summary"]:
-        print(f"{row['path']:30} {row['median_per_second']:12,.0f} {row['best_per_second']:12,.0f}")
+        print(f"{row['path']:38} {row['median_per_second']:12,.0f} {row['best_per_second']:12,.0f}")
     c = report["command_round_trip"]
     print(
         f"\ncommand round trip: p50 {c['p50_ms']:.2f} ms, p90 {c['p90_ms']:.2f} ms, "
