@@ -11,7 +11,7 @@ import re
 import tempfile
 import time
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -708,50 +708,48 @@ class Channel:
 
     async def _session(self, extension: Extension | None, route: bool = True) -> None:
         """The session thread: routing, execute, then hangup/reporting/destroy."""
+        await self._guarded(self._session_body(extension, route), "session")
+
+    async def _leg_main(self) -> None:
+        """An originated leg: wait for its assignment, then run it; teardown at the end."""
+        await self._guarded(self._leg_body(), "leg")
+
+    async def _guarded(self, body: Coroutine[Any, Any, None], what: str) -> None:
+        """Run a channel's thread: a crash or shutdown hangs it up; teardown always follows."""
         try:
-            await self._session_body(extension, route)
+            await body
         except asyncio.CancelledError:
             self.hangup("SYSTEM_SHUTDOWN")
             raise
         except Exception:
-            log.exception("session %s crashed", self.uuid)
+            log.exception("%s %s crashed", what, self.uuid)
             self.hangup("CRASH")
         finally:
             await self._finish()
 
-    async def _leg_main(self) -> None:
-        """An originated leg: wait for its assignment, then run it; teardown at the end."""
-        try:
-            await self._assigned.wait()
-            what = self._assignment
-            if not self.ready or what is None:
-                return
-            if what == "route" and self._transfer is not None:
+    async def _leg_body(self) -> None:
+        await self._assigned.wait()
+        what = self._assignment
+        if not self.ready or what is None:
+            return
+        if what == "route" and self._transfer is not None:
+            extension = self._apply_transfer()
+            await self._session_body(extension, extension is None)
+        elif what == "bridge":
+            await self._bridged_leg()
+            if self.ready and self._transfer is not None:
                 extension = self._apply_transfer()
                 await self._session_body(extension, extension is None)
-            elif what == "bridge":
-                await self._bridged_leg()
-                if self.ready and self._transfer is not None:
-                    extension = self._apply_transfer()
-                    await self._session_body(extension, extension is None)
-                elif self.ready and self.var_true("park_after_bridge"):
-                    self.state = "CS_EXECUTE"
-                    self.set_running_state("CS_EXECUTE")
-                    await self.execute("park", "")
-                elif self.ready:
-                    self.hangup("NORMAL_CLEARING")
-            elif isinstance(what, str):
-                await self._session_body([(what, "")], False)
-            else:
-                await self._session_body(what, False)
-        except asyncio.CancelledError:
-            self.hangup("SYSTEM_SHUTDOWN")
-            raise
-        except Exception:
-            log.exception("leg %s crashed", self.uuid)
-            self.hangup("CRASH")
-        finally:
-            await self._finish()
+            elif self.ready and self.var_true("park_after_bridge"):
+                self.state = "CS_EXECUTE"
+                self.set_running_state("CS_EXECUTE")
+                await self.execute("park", "")
+            elif self.ready:
+                self.hangup("NORMAL_CLEARING")
+        elif isinstance(what, str):
+            await self._session_body([(what, "")], False)
+        else:
+            await self._session_body(what, False)
 
     async def _bridged_leg(self) -> None:
         """The originatee side of a bridge: CS_EXCHANGE_MEDIA until unbridged or hung up."""
