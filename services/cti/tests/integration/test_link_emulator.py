@@ -440,7 +440,10 @@ async def test_malformed_frames_and_unknown_events_are_counted_and_the_link_keep
             assert problems("unknown") - before[1] >= 1
             parts: LinkParts = runtime.definition.on_start[0].__self__  # type: ignore[attr-defined]
             assert parts.esl is not None
-            assert parts.esl.connected
+            esl = parts.esl
+            # With the asyncio reader the command connection is a second one, which may come up
+            # after the event connection delivered everything.
+            await eventually(lambda: esl.connected, "the command connection is up")
             if event_reader == "asyncio":
                 assert parts.events is not None
                 assert parts.events.connected
