@@ -20,6 +20,7 @@ from callmesh.core.runtime import Runtime, create_app
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.tenancy import TenantInfo, TenantStatus
 from callmesh.cti.app import CtiSettings, build
+from callmesh.cti.link import LinkParts
 from callmesh.fsemu.esl_inbound import start_esl_server
 from callmesh.fsemu.switch import Switch
 from callmesh.proto.subjects import Bucket
@@ -93,6 +94,11 @@ async def test_a_call_on_the_switch_becomes_a_record_in_the_journal(
                 lambda: runtime.start_error or runtime.started.is_set(), lambda: "cti started"
             )
             assert runtime.start_error is None, runtime.start_error
+            link: LinkParts = runtime.definition.on_start[0].__self__  # type: ignore[attr-defined]
+            # Commands go over their own connection, which may come up after the start.
+            await eventually(
+                lambda: link.esl is None or link.esl.connected, lambda: "commands connected"
+            )
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://cti") as http:
                 caller = await switch.inbound_call(

@@ -143,6 +143,8 @@ async def running_link(
             )
             assert runtime.start_error is None, runtime.start_error
             await eventually(lambda: link.of("node_up"), "NodeUp")
+            # NodeUp follows the event connection; commands need the command connection too.
+            await eventually(lambda: parts.esl is None or parts.esl.connected, "commands up")
             yield link
     finally:
         for sub in subs:
