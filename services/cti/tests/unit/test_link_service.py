@@ -173,6 +173,24 @@ async def test_a_bad_argument_is_refused_naming_the_field_and_does_not_advance_t
     assert observer.refusals == ["invalid_argument"]
 
 
+async def test_a_command_on_another_tenants_channel_is_refused_and_never_reaches_the_switch() -> (
+    None
+):
+    link, switch, _, observer = make(["+OK Success\n"])
+    await link.on_events(
+        [as_dict(channel("CHANNEL_CREATE", A, variables={"callmesh_tenant": "umbrella"}))]
+    )
+    reply = await link.execute(kill(3, "acd.acme"))
+    assert (reply.ok, reply.error_code) == (
+        False,
+        SwitchErrorCode.SWITCH_ERROR_CODE_NO_SUCH_CHANNEL,
+    )
+    assert reply.message.startswith("hangup.channel_uuid:")
+    assert switch.lines == []
+    assert observer.refusals == ["other_tenant"]
+    assert link.fencing.newest("acme", "acd.acme") == 0
+
+
 @pytest.mark.parametrize(
     ("failure", "code"),
     [

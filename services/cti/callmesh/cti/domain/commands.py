@@ -305,6 +305,21 @@ def to_command_line(cmd: SwitchCommand, plan: DialPlan | None = None) -> Command
     raise BadArgument("command", f"{which} is not supported")
 
 
+def channels_acted_on(cmd: SwitchCommand) -> list[tuple[str, str]]:
+    """(field, uuid) of each existing channel a command acts on (an originate makes its own)."""
+    which = cmd.WhichOneof("command")
+    if which is None or which == "originate":
+        return []
+    if which == "bridge":
+        return [
+            ("bridge.a_channel_uuid", cmd.bridge.a_channel_uuid),
+            ("bridge.b_channel_uuid", cmd.bridge.b_channel_uuid),
+        ]
+    if which == "eavesdrop":
+        return [("eavesdrop.target_channel_uuid", cmd.eavesdrop.target_channel_uuid)]
+    return [(f"{which}.channel_uuid", getattr(cmd, which).channel_uuid)]
+
+
 @dataclass(frozen=True, slots=True)
 class ReplyOutcome:
     """What a switch's API output means for the command's sender."""

@@ -235,6 +235,14 @@ class ChannelTable:
                 return other.tenant_id
         return ""
 
+    def owner(self, uuid: str) -> str:
+        """The tenant of a live or ended leg ("" when the leg or its tenant is not known)."""
+        leg = self._legs.get(uuid)
+        if leg is not None:
+            return self.tenant_of(leg)
+        ended = self._ended.get(uuid)
+        return ended.tenant_id if ended is not None else ""
+
     def link(self, a: str, b: str) -> None:
         """Remember that two legs belong together (partner hint, bridge)."""
         self._links.setdefault(a, set()).add(b)

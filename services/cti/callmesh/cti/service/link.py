@@ -10,7 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from callmesh.cti.domain.commands import BadArgument, DialPlan, interpret_reply, to_command_line
+from callmesh.cti.domain.commands import (
+    BadArgument,
+    DialPlan,
+    channels_acted_on,
+    interpret_reply,
+    to_command_line,
+)
 from callmesh.cti.domain.fencing import FencingTable
 from callmesh.cti.domain.normalize import CallEvent, Normalizer
 from callmesh.cti.ports import (
@@ -235,6 +241,18 @@ class CtiLink:
         except BadArgument as err:
             self._observer.refused("invalid_argument")
             return self._fail(reply, SwitchErrorCode.SWITCH_ERROR_CODE_INVALID_ARGUMENT, str(err))
+        # The tenant wall: a command may only act on its own tenant's channels (the node command
+        # subject is shared by every tenant). Answered as "no such channel" so it tells nothing.
+        table = self.normalizer.table
+        for name, channel in channels_acted_on(cmd):
+            owner = table.owner(channel)
+            if owner and owner != cmd.tenant_id:
+                self._observer.refused("other_tenant")
+                return self._fail(
+                    reply,
+                    SwitchErrorCode.SWITCH_ERROR_CODE_NO_SUCH_CHANNEL,
+                    f"{name}: no channel {channel} of tenant {cmd.tenant_id!r}",
+                )
         verdict = self.fencing.check(cmd.tenant_id, cmd.lease, cmd.fencing_token)
         if not verdict.admitted:
             self._observer.refused(verdict.reason)
