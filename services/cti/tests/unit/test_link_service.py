@@ -240,6 +240,19 @@ async def test_a_record_start_id_is_carried_by_the_recording_events() -> None:
     assert started[0].recording_id == "r-1"
 
 
+async def test_a_record_start_the_switch_refuses_leaves_no_recording_id_behind() -> None:
+    link, _, _, _ = make(["-ERR Cannot locate session!\n"])
+    path = f"/var/lib/freeswitch/recordings/acme/{A}.wav"
+    reply = await link.execute(
+        SwitchCommand(
+            tenant_id="acme",
+            record_start=RecordStart(channel_uuid=A, path=path, recording_id="r-1"),
+        )
+    )
+    assert not reply.ok
+    assert link.normalizer.recording_ids == {}
+
+
 async def test_events_are_published_and_recordings_archived_before_their_event() -> None:
     link, _, publisher, _ = make()
     await link.on_events([as_dict(e) for e in inbound_call_to_agent()])

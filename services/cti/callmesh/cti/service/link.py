@@ -12,6 +12,7 @@ from typing import Any
 
 from callmesh.cti.domain.commands import (
     BadArgument,
+    CommandLine,
     DialPlan,
     channels_acted_on,
     interpret_reply,
@@ -278,7 +279,7 @@ class CtiLink:
             self.normalizer.recording_ids[line.recording[0]] = line.recording[1]
         reply.channel_uuid = line.channel_uuid
         try:
-            job_uuid, output = await switch.bgapi(line.line, timeout)
+            job_uuid, output = await self._run(switch, line, timeout)
         except SwitchTimeout:
             self._observer.command(line.name, "timeout", time.perf_counter() - began)
             return self._fail(
@@ -303,6 +304,17 @@ class CtiLink:
             line.name, "ok" if result.ok else "error", time.perf_counter() - began
         )
         return reply
+
+    async def _run(self, switch: Switch, line: CommandLine, timeout: float) -> tuple[str, str]:
+        """Run a command line; a recording that did not start forgets its id (no leak)."""
+        ok = False
+        try:
+            job_uuid, output = await switch.bgapi(line.line, timeout)
+            ok = output.lstrip().startswith("+OK")
+            return job_uuid, output
+        finally:
+            if line.recording is not None and not ok:
+                self.normalizer.recording_ids.pop(line.recording[0], None)
 
     @staticmethod
     def _fill_uuid(cmd: SwitchCommand) -> None:
