@@ -230,6 +230,14 @@ async def test_headers_are_not_url_decoded_and_crlf_and_blank_lines_are_ignored(
     assert reply.get("Job-UUID") == "a%20b"
 
 
+async def test_a_command_sent_one_byte_at_a_time_is_read_whole(connect: Connect) -> None:
+    client = await connect()
+    for byte in b"\r\n\nbgapi hostname\nJob-UUID: slow\n\r\n":
+        await client.send(bytes([byte]))
+    reply = await client.frame()
+    assert reply.get("Job-UUID") == "slow"
+
+
 async def test_bad_content_length_drops_only_that_connection(
     connect: Connect, esl_server: EslServer
 ) -> None:

@@ -24,6 +24,12 @@ MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 # read_packet: a header block longer than this is cut and parsed as it is.
 MAX_HEADER_BYTES = 10485760
 FIRST_PACKET_TIMEOUT = 25.0
+# event_handler: a listener's queue holds MAX_QUEUE_LEN events and one that loses more than
+# MAX_MISSED in a row is killed. Here the queue is the events held back during a command plus
+# the bytes the transport has not sent yet (a client that stops reading).
+MAX_QUEUE_LEN = 100000
+MAX_MISSED = 500
+MAX_UNSENT_BYTES = 64 * 1024 * 1024
 DISCONNECT_TEXT = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
 MYEVENTS = frozenset(
@@ -78,14 +84,23 @@ class CommandReader:
     async def read(self) -> Command | None:
         """The next command, or None at EOF; raises ProtocolError on a bad Content-Length."""
         buf = self._buf
+        # Where the search for the blank line resumes: bytes already searched are not searched
+        # again as more arrive (a header block fed in small pieces stays linear).
+        start = 0
         while True:
-            while buf and buf[0] in (0x0D, 0x0A):
-                del buf[:1]
-            end = _block_end(buf)
+            if start == 0:
+                skip = _leading_blank(buf)
+                if skip:
+                    del buf[:skip]
+            end = _block_end(buf, start)
             if end is None and len(buf) >= MAX_HEADER_BYTES:
                 end = (len(buf), 0)
             if end is not None:
                 break
+            if buf:
+                # A terminator may straddle the next read only from the last newline on.
+                last = buf.rfind(b"\n", start)
+                start = last if last >= 0 else len(buf)
             data = await self._reader.read(65536)
             if not data:
                 return None
@@ -118,9 +133,18 @@ class CommandReader:
         return command
 
 
-def _block_end(buf: bytearray) -> tuple[int, int] | None:
-    # The packet ends at two newlines; CRs in between are ignored (crcount in read_packet).
+def _leading_blank(buf: bytearray) -> int:
+    """How many CR/LF bytes start the buffer (read_packet skips them before a command)."""
     i = 0
+    n = len(buf)
+    while i < n and buf[i] in (0x0D, 0x0A):
+        i += 1
+    return i
+
+
+def _block_end(buf: bytearray, start: int = 0) -> tuple[int, int] | None:
+    # The packet ends at two newlines; CRs in between are ignored (crcount in read_packet).
+    i = start
     n = len(buf)
     while True:
         j = buf.find(b"\n", i)
@@ -179,6 +203,7 @@ class EslConnection:
         self._pending: list[bytes] = []
         # Frames written in this loop iteration, sent together by _flush_out.
         self._out: list[bytes] = []
+        self._lost_events = 0
         self._disco_handled = False
         self._disconnect_sent = False
         self._closing = False
@@ -322,18 +347,43 @@ class EslConnection:
     def _on_event(self, event: Event) -> None:
         if not self.running or self._closing:
             return
-        if self.events_enabled and self._wants(event):
-            data = event.frame(self.format)
-            if self._busy:
-                self._pending.append(data)
-            else:
-                self.write(data)
+        if self.events_enabled and self._wants(event) and not self._queue(event):
+            return  # killed
         session = self.session
         if session is not None and event.get("Unique-ID") == session.uuid:
             if event.name == "CHANNEL_HANGUP" and not self._disco_handled:
                 asyncio.get_running_loop().call_soon(self._on_session_down)
             elif event.name == "CHANNEL_DESTROY" and self.linger:
                 asyncio.get_running_loop().call_soon(self._stop)
+
+    def _queue(self, event: Event) -> bool:
+        """Send (or hold during a command) one event; False when the listener was killed."""
+        if (self._busy and len(self._pending) >= MAX_QUEUE_LEN) or (
+            self.writer.transport.get_write_buffer_size() > MAX_UNSENT_BYTES
+        ):
+            self._lost_events += 1
+            if self._lost_events > MAX_MISSED:
+                log.warning("esl: killing listener because of too many lost events")
+                self._kill()
+                return False
+            return True
+        if self._lost_events:
+            log.warning("esl: lost %d events", self._lost_events)
+            self._lost_events = 0
+        data = event.frame(self.format)
+        if self._busy:
+            self._pending.append(data)
+        else:
+            self.write(data)
+        return True
+
+    def _kill(self) -> None:
+        """kill_listener: stop at once and drop the socket, nothing more is sent."""
+        self.running = False
+        self._closing = True
+        self._pending.clear()
+        self._out.clear()
+        self.writer.transport.abort()
 
     def _on_session_down(self) -> None:
         if self._disco_handled or not self.running:
