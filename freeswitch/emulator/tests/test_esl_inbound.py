@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from callmesh.core.esl import parse_event_plain
+from callmesh.fsemu import esl_conn
 from callmesh.fsemu.esl_inbound import EslServer, start_esl_server
 from callmesh.fsemu.switch import Switch
 
@@ -236,6 +239,24 @@ async def test_a_command_sent_one_byte_at_a_time_is_read_whole(connect: Connect)
         await client.send(bytes([byte]))
     reply = await client.frame()
     assert reply.get("Job-UUID") == "slow"
+
+
+async def test_a_listener_that_stops_reading_is_killed_after_too_many_lost_events(
+    connect: Connect, esl_server: EslServer, switch: Switch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(esl_conn, "MAX_UNSENT_BYTES", 256 * 1024)
+    monkeypatch.setattr(esl_conn, "MAX_MISSED", 5)
+    client = await connect()
+    await client.command("event plain CUSTOM test::flood")
+    body = "x" * 65536
+    for _ in range(10000):
+        if not esl_server.connections:
+            break
+        switch.fire_custom("test::flood", [("N", "1")], body)
+        await asyncio.sleep(0)
+    assert esl_server.connections == 0
+    healthy = await connect()
+    assert (await healthy.command("api hostname")).body == b"fsemu-test"
 
 
 async def test_bad_content_length_drops_only_that_connection(
