@@ -332,6 +332,17 @@ async def test_show_channels_prints_the_core_db_columns_and_total(
     assert calls.split("\n")[0].endswith(",call_created_epoch")
 
 
+async def test_a_registration_past_its_time_is_expired_when_looked_up(
+    switch: Switch, recorder: Recorder
+) -> None:
+    switch.registrations.register("1003", "acme.example", expires=0)
+    assert switch.registrations.lookup("1003", "acme.example") is None
+    assert recorder.events[-1].subclass == "sofia::expire"
+    switch.registrations.register("1004", "acme.example", expires=0)
+    assert switch.registrations.all() == []
+    assert recorder.events[-1].subclass == "sofia::expire"
+
+
 async def test_registrations_fire_sofia_custom_events_and_show(
     switch: Switch, recorder: Recorder
 ) -> None:

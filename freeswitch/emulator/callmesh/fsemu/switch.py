@@ -978,16 +978,23 @@ class Registrations:
         return len(due)
 
     def lookup(self, user: str, domain: str = "") -> Registration | None:
-        """The registration of user@domain (any domain when none is given)."""
+        """The live registration of user@domain (any domain when none is given).
+
+        One past its time is expired here (sofia::expire), as mod_sofia's periodic check would
+        have done, so a row nobody refreshes or unregisters does not stay forever.
+        """
         if domain:
-            return self._rows.get(f"{user}@{domain}".lower())
-        for reg in self._rows.values():
-            if reg.user == user:
-                return reg
-        return None
+            found = self._rows.get(f"{user}@{domain}".lower())
+        else:
+            found = next((reg for reg in self._rows.values() if reg.user == user), None)
+        if found is not None and found.expires_at <= self._switch.clock():
+            self.expire(found.user, found.domain)
+            return None
+        return found
 
     def all(self) -> list[Registration]:
-        """Every registration, oldest first."""
+        """Every live registration, oldest first (expiring those past their time)."""
+        self.expire_due()
         return list(self._rows.values())
 
     def _fire(self, subclass: str, reg: Registration, expires: int, status: str) -> None:
