@@ -343,6 +343,15 @@ async def test_a_registration_past_its_time_is_expired_when_looked_up(
     assert recorder.events[-1].subclass == "sofia::expire"
 
 
+async def test_closing_the_switch_removes_its_scratch_directory() -> None:
+    sw = Switch(speed=50, seed=1)
+    scratch = sw.recordings_dir.parent
+    sw.recordings_dir.mkdir(parents=True)
+    assert scratch.is_dir()
+    await sw.close()
+    assert not scratch.exists()
+
+
 async def test_registrations_fire_sofia_custom_events_and_show(
     switch: Switch, recorder: Recorder
 ) -> None:

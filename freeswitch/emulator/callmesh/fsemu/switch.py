@@ -8,6 +8,7 @@ import inspect
 import logging
 import random
 import re
+import shutil
 import tempfile
 import time
 import uuid as uuidlib
@@ -1261,6 +1262,8 @@ class Switch:
         await self.media.close()
         if self.xml_curl is not None:
             await self.xml_curl.close()
+        # The switch's own scratch directory (default recordings, http_cache downloads).
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------ config
     def set_dial_handler(self, handler: DialHandler | None) -> None:
