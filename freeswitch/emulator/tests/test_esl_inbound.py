@@ -259,6 +259,15 @@ async def test_a_listener_that_stops_reading_is_killed_after_too_many_lost_event
     assert (await healthy.command("api hostname")).body == b"fsemu-test"
 
 
+async def test_a_client_that_never_sends_its_first_packet_is_dropped(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(esl_conn, "FIRST_PACKET_TIMEOUT", 0.05)
+    client = await connect(auth=False)
+    data = await client.closed()
+    assert data.startswith(b"Content-Type: text/disconnect-notice\n")
+
+
 async def test_bad_content_length_drops_only_that_connection(
     connect: Connect, esl_server: EslServer
 ) -> None:

@@ -438,8 +438,9 @@ class EslConnection:
             first = True
             while self.running:
                 try:
-                    if first and self.outbound:
-                        # listener_run: the first packet of an outbound socket must come in 25 s.
+                    if first:
+                        # listener_run: the first packet (outbound's connect, inbound's auth)
+                        # must come in 25 s (read_packet(listener, &event, 25)).
                         command = await asyncio.wait_for(self.reader.read(), FIRST_PACKET_TIMEOUT)
                     else:
                         command = await self.reader.read()
@@ -447,7 +448,7 @@ class EslConnection:
                     log.warning("esl: dropping connection: %s", err)
                     break
                 except TimeoutError:
-                    log.warning("esl: outbound socket sent nothing in %s s", FIRST_PACKET_TIMEOUT)
+                    log.warning("esl: client sent nothing in %s s", FIRST_PACKET_TIMEOUT)
                     break
                 if command is None:
                     break
