@@ -7,7 +7,14 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from callmesh.core.esl import EslEvent, Frame, FrameParser, MalformedFrame, parse_event_plain
+from callmesh.core.esl import (
+    EslEvent,
+    EslParseError,
+    Frame,
+    FrameParser,
+    MalformedFrame,
+    parse_event_plain,
+)
 
 READ_CHUNK = 256 * 1024
 # FrameParser.feed costs grow with the bytes it holds (it trims its buffer from the front), so it
@@ -132,7 +139,12 @@ class EslClient:
             if self.on_frame is not None:
                 self.on_frame(frame)
                 return
-            event = parse_event_plain(frame.body)
+            try:
+                event = parse_event_plain(frame.body)
+            except EslParseError as err:
+                # A bad event is skipped, as the parser skips a bad frame; reading goes on.
+                self.malformed.append(MalformedFrame(str(err), frame.body))
+                return
             if self.on_event is not None:
                 self.on_event(event)
             else:
