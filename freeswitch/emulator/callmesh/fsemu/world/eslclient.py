@@ -17,9 +17,6 @@ from callmesh.core.esl import (
 )
 
 READ_CHUNK = 256 * 1024
-# FrameParser.feed costs grow with the bytes it holds (it trims its buffer from the front), so it
-# is fed in small slices.
-FEED_SLICE = 4096
 
 
 class EslClientError(RuntimeError):
@@ -118,9 +115,8 @@ class EslClient:
                 if not data:
                     break
                 self.bytes += len(data)
-                for start in range(0, len(data), FEED_SLICE):
-                    for frame in self._parser.feed(data[start : start + FEED_SLICE]):
-                        self._dispatch(frame)
+                for frame in self._parser.feed(data):
+                    self._dispatch(frame)
         finally:
             self._closed.set()
             error = EslClientError("connection closed")
