@@ -369,13 +369,7 @@ class Channel:
         if self.ring_ready or not self.ready:
             return
         self.ring_ready = True
-        now = self.switch.now_us()
-        self.profile.times["progress"] = now
-        self.profile.touch()
-        self._stamp("progress", now)
-        self.fire("CHANNEL_PROGRESS")
-        self.set_call_state("RINGING")
-        self._progress_evt.set()
+        self._signal("progress", "progress", "CHANNEL_PROGRESS", "RINGING")
 
     def mark_pre_answered(self) -> None:
         """183 Session Progress: CHANNEL_PROGRESS_MEDIA."""
@@ -383,13 +377,7 @@ class Channel:
             return
         self.early = True
         self.media_ready = True
-        now = self.switch.now_us()
-        self.profile.times["progress_media"] = now
-        self.profile.touch()
-        self._stamp("progress_media", now)
-        self.fire("CHANNEL_PROGRESS_MEDIA")
-        self.set_call_state("EARLY")
-        self._progress_evt.set()
+        self._signal("progress_media", "progress_media", "CHANNEL_PROGRESS_MEDIA", "EARLY")
 
     def mark_answered(self) -> None:
         """200 OK: CHANNEL_ANSWER, then callstate ACTIVE."""
@@ -397,17 +385,22 @@ class Channel:
             return
         self.answered = True
         self.media_ready = True
-        now = self.switch.now_us()
-        self.profile.times["answered"] = now
-        self.profile.touch()
-        self._stamp("answer", now)
         self.set_var("endpoint_disposition", "ANSWER")
-        self.fire("CHANNEL_ANSWER")
-        self.set_call_state("ACTIVE")
+        self._signal("answered", "answer", "CHANNEL_ANSWER", "ACTIVE")
         self._answer_evt.set()
-        self._progress_evt.set()
         if self.other is not None and self.other[0] == "originator":
             self.other[1].wake()
+
+    def _signal(self, time_key: str, stamp: str, event: str, call_state: str) -> None:
+        """Progress, early media or answer: stamp it, fire it, then move the call state."""
+        now = self.switch.now_us()
+        self.profile.times[time_key] = now
+        self.profile.touch()
+        self._stamp(stamp, now)
+        # FreeSWITCH fires the event before the call state changes (switch_channel.c).
+        self.fire(event)
+        self.set_call_state(call_state)
+        self._progress_evt.set()
 
     def wake(self) -> None:
         """Wake whatever the session is waiting on."""
