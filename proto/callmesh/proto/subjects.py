@@ -58,6 +58,25 @@ class Bucket(StrEnum):
     QUOTAS = "quotas"
     QUOTA_RATES = "quota_rates"
     REVOCATIONS = "revocations"
+    ACD_STATE = "acd_state"
+
+
+class AcdOp(StrEnum):
+    """Ops of the acd service's tenant commands (``service_command(tenant, Service.ACD, op)``)."""
+
+    ENQUEUE = "enqueue"
+    AGENT_LOGIN = "agent_login"
+    AGENT_READY = "agent_ready"
+    AGENT_NOT_READY = "agent_not_ready"
+    AGENT_BREAK = "agent_break"
+    AGENT_END_WRAP_UP = "agent_end_wrap_up"
+    AGENT_LOGOUT = "agent_logout"
+
+
+class AdminOp(StrEnum):
+    """Ops of the admin service's tenant commands."""
+
+    CALENDAR_STATE = "calendar_state"
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,9 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(Bucket.QUOTA_RATES, 1, 10.0, "per-second rate counters (calls per second)"),
     # Longest access token (1 h) plus the verifiers' leeway and a margin: a revoked token must
     # not outlive its entry, or a service started late would let it back in.
+    BucketSpec(
+        Bucket.ACD_STATE, 1, None, "acd owners' snapshots of each tenant's live queues and agents"
+    ),
     BucketSpec(Bucket.REVOCATIONS, 1, 3720.0, "revoked access-token ids until they expire"),
 )
 

@@ -22,21 +22,26 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61llmesh/proto/v1/admin.proto\x12\x11\x63\x61llmesh.proto.v1\"\x1e\n\x0cNumberLookup\x12\x0e\n\x06number\x18\x01 \x01(\t\"\x81\x01\n\x11NumberLookupReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x15\n\rtenant_status\x18\x04 \x01(\t\x12\x10\n\x08language\x18\x05 \x01(\t\x12\x11\n\ttime_zone\x18\x06 \x01(\t\"3\n\x0f\x44irectoryLookup\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\"\xa1\x01\n\x14\x44irectoryLookupReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x31_hash\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\x12\x0f\n\x07site_id\x18\x07 \x01(\t\x12\x0c\n\x04kind\x18\x08 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61llmesh/proto/v1/admin.proto\x12\x11\x63\x61llmesh.proto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1e\n\x0cNumberLookup\x12\x0e\n\x06number\x18\x01 \x01(\t\"\x81\x01\n\x11NumberLookupReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x15\n\rtenant_status\x18\x04 \x01(\t\x12\x10\n\x08language\x18\x05 \x01(\t\x12\x11\n\ttime_zone\x18\x06 \x01(\t\"3\n\x0f\x44irectoryLookup\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\"\xa1\x01\n\x14\x44irectoryLookupReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x31_hash\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\x12\x0f\n\x07site_id\x18\x07 \x01(\t\x12\x0c\n\x04kind\x18\x08 \x01(\t\"S\n\x14\x43\x61lendarStateRequest\x12\x13\n\x0b\x63\x61lendar_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x12\x43\x61lendarStateReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0c\n\x04open\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x0bnext_change\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttime_zone\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'callmesh.proto.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NUMBERLOOKUP']._serialized_start=52
-  _globals['_NUMBERLOOKUP']._serialized_end=82
-  _globals['_NUMBERLOOKUPREPLY']._serialized_start=85
-  _globals['_NUMBERLOOKUPREPLY']._serialized_end=214
-  _globals['_DIRECTORYLOOKUP']._serialized_start=216
-  _globals['_DIRECTORYLOOKUP']._serialized_end=267
-  _globals['_DIRECTORYLOOKUPREPLY']._serialized_start=270
-  _globals['_DIRECTORYLOOKUPREPLY']._serialized_end=431
+  _globals['_NUMBERLOOKUP']._serialized_start=85
+  _globals['_NUMBERLOOKUP']._serialized_end=115
+  _globals['_NUMBERLOOKUPREPLY']._serialized_start=118
+  _globals['_NUMBERLOOKUPREPLY']._serialized_end=247
+  _globals['_DIRECTORYLOOKUP']._serialized_start=249
+  _globals['_DIRECTORYLOOKUP']._serialized_end=300
+  _globals['_DIRECTORYLOOKUPREPLY']._serialized_start=303
+  _globals['_DIRECTORYLOOKUPREPLY']._serialized_end=464
+  _globals['_CALENDARSTATEREQUEST']._serialized_start=466
+  _globals['_CALENDARSTATEREQUEST']._serialized_end=549
+  _globals['_CALENDARSTATEREPLY']._serialized_start=552
+  _globals['_CALENDARSTATEREPLY']._serialized_end=685
 # @@protoc_insertion_point(module_scope)
