@@ -71,6 +71,9 @@ class AcdOp(StrEnum):
     AGENT_BREAK = "agent_break"
     AGENT_END_WRAP_UP = "agent_end_wrap_up"
     AGENT_LOGOUT = "agent_logout"
+    AGENT_SKILLS = "agent_skills"
+    LIVE = "live"
+    CONFIG_CHANGED = "config_changed"
 
 
 class AdminOp(StrEnum):

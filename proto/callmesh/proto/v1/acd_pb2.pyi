@@ -78,7 +78,7 @@ class EnqueueReply(_message.Message):
     def __init__(self, ok: _Optional[bool] = ..., error_code: _Optional[_Union[AcdErrorCode, str]] = ..., message: _Optional[str] = ..., queue_id: _Optional[str] = ..., position: _Optional[int] = ..., estimated_wait_s: _Optional[int] = ...) -> None: ...
 
 class AgentCommand(_message.Message):
-    __slots__ = ("agent_id", "reason", "requested_by", "forced", "endpoint", "skills", "ready")
+    __slots__ = ("agent_id", "reason", "requested_by", "forced", "endpoint", "skills", "ready", "temporary")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class AgentCommand(_message.Message):
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     SKILLS_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
+    TEMPORARY_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     reason: str
     requested_by: str
@@ -93,7 +94,8 @@ class AgentCommand(_message.Message):
     endpoint: str
     skills: _containers.RepeatedCompositeFieldContainer[_agent_pb2.Skill]
     ready: bool
-    def __init__(self, agent_id: _Optional[str] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ..., forced: _Optional[bool] = ..., endpoint: _Optional[str] = ..., skills: _Optional[_Iterable[_Union[_agent_pb2.Skill, _Mapping]]] = ..., ready: _Optional[bool] = ...) -> None: ...
+    temporary: bool
+    def __init__(self, agent_id: _Optional[str] = ..., reason: _Optional[str] = ..., requested_by: _Optional[str] = ..., forced: _Optional[bool] = ..., endpoint: _Optional[str] = ..., skills: _Optional[_Iterable[_Union[_agent_pb2.Skill, _Mapping]]] = ..., ready: _Optional[bool] = ..., temporary: _Optional[bool] = ...) -> None: ...
 
 class AgentCommandReply(_message.Message):
     __slots__ = ("ok", "error_code", "message", "state", "reason")
@@ -108,3 +110,119 @@ class AgentCommandReply(_message.Message):
     state: _agent_pb2.AgentState
     reason: str
     def __init__(self, ok: _Optional[bool] = ..., error_code: _Optional[_Union[AcdErrorCode, str]] = ..., message: _Optional[str] = ..., state: _Optional[_Union[_agent_pb2.AgentState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class LiveRequest(_message.Message):
+    __slots__ = ("queue_ids", "include_agents", "include_calls")
+    QUEUE_IDS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_AGENTS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_CALLS_FIELD_NUMBER: _ClassVar[int]
+    queue_ids: _containers.RepeatedScalarFieldContainer[str]
+    include_agents: bool
+    include_calls: bool
+    def __init__(self, queue_ids: _Optional[_Iterable[str]] = ..., include_agents: _Optional[bool] = ..., include_calls: _Optional[bool] = ...) -> None: ...
+
+class QueueLive(_message.Message):
+    __slots__ = ("queue_id", "waiting", "longest_wait_s", "agents_logged_in", "agents_ready", "agents_busy", "estimated_wait_s", "offered", "answered", "abandoned", "overflowed", "no_answers", "service_level", "open")
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    LONGEST_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_LOGGED_IN_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_READY_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_BUSY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    ABANDONED_FIELD_NUMBER: _ClassVar[int]
+    OVERFLOWED_FIELD_NUMBER: _ClassVar[int]
+    NO_ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    queue_id: str
+    waiting: int
+    longest_wait_s: float
+    agents_logged_in: int
+    agents_ready: int
+    agents_busy: int
+    estimated_wait_s: float
+    offered: int
+    answered: int
+    abandoned: int
+    overflowed: int
+    no_answers: int
+    service_level: float
+    open: bool
+    def __init__(self, queue_id: _Optional[str] = ..., waiting: _Optional[int] = ..., longest_wait_s: _Optional[float] = ..., agents_logged_in: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_busy: _Optional[int] = ..., estimated_wait_s: _Optional[float] = ..., offered: _Optional[int] = ..., answered: _Optional[int] = ..., abandoned: _Optional[int] = ..., overflowed: _Optional[int] = ..., no_answers: _Optional[int] = ..., service_level: _Optional[float] = ..., open: _Optional[bool] = ...) -> None: ...
+
+class AgentLive(_message.Message):
+    __slots__ = ("agent_id", "state", "reason", "since", "endpoint", "skills", "groups", "call_id", "queue_id", "calls_today", "talk_s_today", "no_answers_today")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    SKILLS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLS_TODAY_FIELD_NUMBER: _ClassVar[int]
+    TALK_S_TODAY_FIELD_NUMBER: _ClassVar[int]
+    NO_ANSWERS_TODAY_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    state: _agent_pb2.AgentState
+    reason: str
+    since: _timestamp_pb2.Timestamp
+    endpoint: str
+    skills: _containers.RepeatedCompositeFieldContainer[_agent_pb2.Skill]
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    call_id: str
+    queue_id: str
+    calls_today: int
+    talk_s_today: float
+    no_answers_today: int
+    def __init__(self, agent_id: _Optional[str] = ..., state: _Optional[_Union[_agent_pb2.AgentState, str]] = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoint: _Optional[str] = ..., skills: _Optional[_Iterable[_Union[_agent_pb2.Skill, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., call_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., calls_today: _Optional[int] = ..., talk_s_today: _Optional[float] = ..., no_answers_today: _Optional[int] = ...) -> None: ...
+
+class WaitingCallLive(_message.Message):
+    __slots__ = ("call_id", "queue_id", "position", "priority", "waited_s", "caller_number", "language", "offered_to")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    WAITED_S_FIELD_NUMBER: _ClassVar[int]
+    CALLER_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_TO_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    queue_id: str
+    position: int
+    priority: float
+    waited_s: float
+    caller_number: str
+    language: str
+    offered_to: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, call_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., position: _Optional[int] = ..., priority: _Optional[float] = ..., waited_s: _Optional[float] = ..., caller_number: _Optional[str] = ..., language: _Optional[str] = ..., offered_to: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LiveReply(_message.Message):
+    __slots__ = ("queues", "agents", "calls", "owner", "fencing_token")
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[QueueLive]
+    agents: _containers.RepeatedCompositeFieldContainer[AgentLive]
+    calls: _containers.RepeatedCompositeFieldContainer[WaitingCallLive]
+    owner: str
+    fencing_token: int
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueLive, _Mapping]]] = ..., agents: _Optional[_Iterable[_Union[AgentLive, _Mapping]]] = ..., calls: _Optional[_Iterable[_Union[WaitingCallLive, _Mapping]]] = ..., owner: _Optional[str] = ..., fencing_token: _Optional[int] = ...) -> None: ...
+
+class ConfigChanged(_message.Message):
+    __slots__ = ("kinds",)
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConfigChangedReply(_message.Message):
+    __slots__ = ("applied",)
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    def __init__(self, applied: _Optional[bool] = ...) -> None: ...
