@@ -41,6 +41,7 @@ __all__ = ["AdminSettings", "build"]
 def build(settings: AdminSettings, *, clock: Callable[[], datetime] = utc_now) -> ServiceDefinition:
     """The service as the runtime runs it (tests pass their own clock)."""
     ctx = AdminContext(settings, clock)
+    calendar_state: list[bus_tenant.CalendarStateServer] = []
 
     async def start(runtime: Runtime) -> None:
         ctx.provide(runtime)
@@ -48,6 +49,13 @@ def build(settings: AdminSettings, *, clock: Callable[[], datetime] = utc_now) -
         await service_operator.start(ctx, runtime)
         await service_identity.start(ctx, runtime)
         await service_tenant.start(ctx, runtime)
+        server = bus_tenant.CalendarStateServer(ctx, runtime)
+        calendar_state.append(server)
+        await server.start(runtime)
+
+    async def stop(runtime: Runtime) -> None:
+        for server in calendar_state:
+            await server.stop(runtime)
 
     def requests(runtime: Runtime) -> list[RequestRoute]:
         return [
@@ -83,6 +91,7 @@ def build(settings: AdminSettings, *, clock: Callable[[], datetime] = utc_now) -
             *api_tenant.routers(ctx),
         ),
         on_start=[start],
+        on_stop=[stop],
         requests=requests,
         subscriptions=subscriptions,
         operator_access=True,
