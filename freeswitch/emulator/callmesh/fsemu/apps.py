@@ -197,6 +197,15 @@ async def file_seconds(ch: Channel, file: str) -> float | None:
         return 1.0
     if lowered.startswith(("say:", "phrase:")):
         return 1.0
+    if lowered.startswith("file_string://"):
+        # mod_dptools' file_string: the files one after the other, as one playback.
+        total = 0.0
+        for part in file[len("file_string://") :].split("!"):
+            seconds = await file_seconds(ch, part)
+            if seconds is None:
+                return None
+            total += seconds
+        return total
     return await ch.switch.media.duration(file)
 
 
@@ -299,6 +308,23 @@ async def collect(
     if len(text) < min_digits:
         return text, "failure", terminator
     return text, "success", terminator
+
+
+@app("endless_playback")
+async def endless_playback(ch: Channel, arg: str) -> str | None:
+    """endless_playback <file>: play it again and again until a break or the hangup."""
+    file = arg.strip()
+    if not file:
+        return "PLAYBACK ERROR"
+    while ch.ready:
+        result = await play_file(ch, file)
+        if result == "notfound":
+            # FreeSWITCH loops on a missing file (switch_ivr_play_file returns at once, forever);
+            # the emulator stops instead of spinning its event loop.
+            return "FILE NOT FOUND"
+        if result != "done":
+            break
+    return "FILE PLAYED"
 
 
 @app("read")
