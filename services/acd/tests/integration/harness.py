@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -24,6 +25,12 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 
+from callmesh.acd.domain.config import (
+    AgentProfile,
+    Announcements,
+    QueueConfig,
+    TenantAcdConfig,
+)
 from callmesh.core.bus import Bus
 from callmesh.core.errors import Unavailable
 from callmesh.core.runtime import Runtime, create_app
@@ -42,11 +49,14 @@ from callmesh.proto.subjects import AcdOp, Bucket, Service
 from callmesh.proto.v1.acd_pb2 import (
     AgentCommand,
     AgentCommandReply,
+    ConfigChanged,
+    ConfigChangedReply,
     EnqueueReply,
     EnqueueRequest,
     LiveReply,
     LiveRequest,
 )
+from callmesh.proto.v1.agent_pb2 import AgentState
 from callmesh.proto.v1.event_pb2 import Event
 from callmesh.proto.v1.switch_pb2 import SwitchCommand
 
@@ -75,6 +85,36 @@ async def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"not in time: {what}")
         await asyncio.sleep(0.02)
+
+
+def queue(queue_id: str, *, skill: str | None = None, **fields: Any) -> QueueConfig:
+    """A queue with test-friendly defaults: English, short timeouts, no wrap-up."""
+    fields.setdefault("no_answer_timeout_s", 4.0)
+    fields.setdefault("wrap_up_s", 0.0)
+    fields.setdefault(
+        "announcements", Announcements(moh="moh/default", position=True, languages=("en",))
+    )
+    return QueueConfig(queue_id=queue_id, name=queue_id, skill=skill, **fields)
+
+
+def agent(agent_id: str, sip_user: str, **skills: int) -> AgentProfile:
+    """An agent whose offers ring ``user:<sip_user>``."""
+    return AgentProfile(
+        agent_id=agent_id,
+        user_id=f"usr_{agent_id}",
+        display_name=agent_id,
+        endpoint=f"user:{sip_user}",
+        skills=dict(skills),
+    )
+
+
+def tenant_config(queues: Iterable[QueueConfig], agents: Iterable[AgentProfile]) -> TenantAcdConfig:
+    """The tenant's ACD configuration."""
+    return TenantAcdConfig(
+        tenant_id=TENANT,
+        queues={q.queue_id: q for q in queues},
+        agents={a.agent_id: a for a in agents},
+    )
 
 
 # Phone behaviours the tests use (the emulator's profiles; ring times are seconds at speed 1).
@@ -113,10 +153,16 @@ class AcdHarness:
     cti: Runtime
     media_dir: Path
     events: list[Event] = field(default_factory=list)
+    # When each event arrived (time.monotonic), parallel to ``events``.
+    event_times: list[float] = field(default_factory=list)
     commands: list[tuple[float, SwitchCommand]] = field(default_factory=list)
     playbacks: list[Playback] = field(default_factory=list)
     switch_events: list[SwitchEvent] = field(default_factory=list)
     replicas: dict[str, AcdReplica] = field(default_factory=dict)
+    # Legs to each SIP user alive now, the most ever alive at once, and every leg's user.
+    legs_now: dict[str, int] = field(default_factory=dict)
+    legs_max: dict[str, int] = field(default_factory=dict)
+    leg_user: dict[str, str] = field(default_factory=dict)
 
     # -- the world ------------------------------------------------------------------------------
 
@@ -143,6 +189,17 @@ class AcdHarness:
         await eventually(lambda: channel.parked, f"caller {number} parked")
         await self.wait_event("call_answered", channel.uuid)
         return channel
+
+    # -- configuration ------------------------------------------------------------------------
+
+    async def configure(self, config: TenantAcdConfig) -> None:
+        """Write the tenant's queues and agents to the store as the API does, and tell the owner
+        (when there is one) to reload."""
+        from callmesh.acd.adapters import config_store
+
+        await config_store.save_tenant_config(await self.cti.store.tenant(TENANT), config)
+        if self.replicas:
+            await self.acd(AcdOp.CONFIG_CHANGED, ConfigChanged(kinds=["all"]), ConfigChangedReply)
 
     # -- the ACD over the bus -------------------------------------------------------------------
 
@@ -191,6 +248,17 @@ class AcdHarness:
         request = LiveRequest(include_agents=agents, include_calls=calls)
         return await self.acd(AcdOp.LIVE, request, LiveReply)
 
+    async def agent_state(self, agent_id: str) -> int:
+        """The agent's state in the owner's live view (LOGGED_OUT when absent)."""
+        for live in (await self.live(calls=False)).agents:
+            if live.agent_id == agent_id:
+                return int(live.state)
+        return int(AgentState.AGENT_STATE_LOGGED_OUT)
+
+    async def agent_is(self, agent_id: str, state: int) -> bool:
+        """Whether the agent is in ``state`` now (for ``eventually``)."""
+        return await self.agent_state(agent_id) == state
+
     # -- what was seen --------------------------------------------------------------------------
 
     def of(self, body: str, **match: str) -> list[Event]:
@@ -238,6 +306,30 @@ class AcdHarness:
     def originates_to(self, sip_user: str) -> list[SwitchCommand]:
         """Originates whose endpoint is ``user:<sip_user>``."""
         return [c for c in self.originates() if c.originate.endpoint.user == sip_user]
+
+    def double_offers(self) -> list[str]:
+        """Agents offered a call while an earlier offer to them was still alive, judged from the
+        originates on the node subject (every replica's): an offer lives from its originate
+        until its leg's hang-up event (a leg the switch never created lives for no time)."""
+        ended: dict[str, float] = {}
+        for event, at in zip(self.events, self.event_times, strict=True):
+            if event.HasField("call_hung_up"):
+                ended.setdefault(event.call_hung_up.channel_uuid, at)
+        offers: dict[str, list[tuple[float, float, str]]] = {}
+        for at, command in self.commands:
+            if command.WhichOneof("command") != "originate":
+                continue
+            leg = command.originate.channel_uuid
+            end = ended.get(leg, float("inf")) if leg in self.leg_user else at
+            user = command.originate.endpoint.user
+            offers.setdefault(user, []).append((at, end, command.call_id))
+        problems = []
+        for user, spans in offers.items():
+            spans.sort()
+            for (_, end, call), (start, _, later) in itertools.pairwise(spans):
+                if start < end:
+                    problems.append(f"{user}: offered {later} while {call} was still offered")
+        return problems
 
     def sent(self, kind: str, channel_uuid: str | None = None) -> list[SwitchCommand]:
         """Switch commands of one kind (play, bridge, hangup …), optionally on one channel."""
@@ -357,6 +449,17 @@ async def running(
     harness = AcdHarness(settings, bus, switch, world, server, cti, media_dir)
 
     def on_switch_event(event: SwitchEvent) -> None:
+        if event.name == "CHANNEL_CREATE":
+            channel = switch.channel(event.get("Unique-ID") or "")
+            user = channel.variables.get("dialed_user") if channel is not None else None
+            if channel is not None and user:
+                harness.leg_user[channel.uuid] = user
+                harness.legs_now[user] = harness.legs_now.get(user, 0) + 1
+                harness.legs_max[user] = max(harness.legs_max.get(user, 0), harness.legs_now[user])
+        if event.name == "CHANNEL_HANGUP":
+            user = harness.leg_user.get(event.get("Unique-ID") or "")
+            if user:
+                harness.legs_now[user] -= 1
         if event.name == "PLAYBACK_START":
             harness.playbacks.append(
                 Playback(event.get("Unique-ID") or "", event.get("Playback-File-Path") or "")
@@ -368,6 +471,7 @@ async def running(
 
     async def seen_event(msg: Msg) -> None:
         harness.events.append(Event.FromString(msg.data))
+        harness.event_times.append(time.monotonic())
 
     async def seen_command(msg: Msg) -> None:
         harness.commands.append((time.monotonic(), SwitchCommand.FromString(msg.data)))
