@@ -159,6 +159,8 @@ class AcdHarness:
     playbacks: list[Playback] = field(default_factory=list)
     switch_events: list[SwitchEvent] = field(default_factory=list)
     replicas: dict[str, AcdReplica] = field(default_factory=dict)
+    # The admin service when the test asked for it (calendar_state for queue hours).
+    admin: Any = None
     # Legs to each SIP user alive now, the most ever alive at once, and every leg's user.
     legs_now: dict[str, int] = field(default_factory=dict)
     legs_max: dict[str, int] = field(default_factory=dict)
@@ -386,6 +388,17 @@ class AcdHarness:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(replica.stop(), 30)
 
+    async def calendar(self, name: str, weekly: dict[str, list[list[str]]]) -> str:
+        """A business calendar of the tenant in admin (UTC), its id; needs ``with_admin``."""
+        from callmesh.admin.domain.common import Actor, ActorKind
+        from callmesh.admin.service.tenant import CalendarAdmin, CalendarSpec
+
+        assert self.admin is not None, "start the harness with with_admin=True"
+        calendars: CalendarAdmin = self.admin.get(CalendarAdmin)
+        actor = Actor(ActorKind.USER, "usr_admin", TENANT, ("tenant_admin",))
+        spec = CalendarSpec(name=name, weekly=weekly, time_zone="UTC")
+        return (await calendars.create(TENANT, actor, spec, "UTC")).calendar_id
+
     async def lease_holder(self) -> str | None:
         """Who holds ``acd.<tenant>`` now (the leases bucket), None when nobody does."""
         import json
@@ -403,6 +416,29 @@ class AcdHarness:
             return entry.value.decode(errors="replace")
         holder = doc.get("holder") if isinstance(doc, dict) else None
         return str(holder) if holder else None
+
+
+@contextlib.asynccontextmanager
+async def running_admin(settings: PlatformSettings) -> AsyncIterator[Any]:
+    """The admin service in-process; yields its context (the use cases)."""
+    from callmesh.admin.app import AdminSettings
+    from callmesh.admin.app import build as build_admin
+    from callmesh.admin.domain.common import Actor, ActorKind
+    from callmesh.admin.domain.tenants import NewTenant
+    from callmesh.admin.service.operator import TenantAdmin
+
+    runtime = Runtime(build_admin(AdminSettings(platform=settings)))
+    app = create_app(runtime)
+    async with app.router.lifespan_context(app):
+        await eventually(lambda: runtime.start_error or runtime.started.is_set(), "admin", 60)
+        assert runtime.start_error is None, runtime.start_error
+        ctx = app.state.admin_context
+        # Admin keeps the tenants bucket equal to its database: the tenant is made through it.
+        operator = Actor(ActorKind.OPERATOR, "op-test")
+        spec = NewTenant(slug=TENANT, name=TENANT, language="en", time_zone="UTC")
+        await ctx.get(TenantAdmin).create(operator, spec)
+        await eventually(lambda: runtime.tenant_gate.is_active(TENANT), "admin knows the tenant")
+        yield ctx
 
 
 async def write_tenant(bus: Bus, tenant_id: str = TENANT) -> None:
@@ -423,9 +459,15 @@ def write_media(media_dir: Path, names: Iterable[str]) -> None:
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: PlatformSettings, bus: Bus, tmp_path: Path, *, speed: float = 1.0
+    settings: PlatformSettings,
+    bus: Bus,
+    tmp_path: Path,
+    *,
+    speed: float = 1.0,
+    with_admin: bool = False,
 ) -> AsyncIterator[AcdHarness]:
-    """Emulator, world and cti link up, the tenant written; acd replicas are started by tests."""
+    """Emulator, world and cti link up (and admin when asked), the tenant written; acd replicas
+    are started by the tests."""
     media_dir = tmp_path / "sounds"
     media_dir.mkdir(parents=True, exist_ok=True)
     switch = Switch(
@@ -492,12 +534,15 @@ async def running(
             assert cti.start_error is None, cti.start_error
             parts = cti.definition.on_start[0].__self__  # type: ignore[attr-defined]
             await eventually(lambda: parts.esl is None or parts.esl.connected, "commands up")
-            try:
-                yield harness
-            finally:
-                for instance in list(harness.replicas):
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(harness.stop_acd(instance), 30)
+            async with contextlib.AsyncExitStack() as services:
+                if with_admin:
+                    harness.admin = await services.enter_async_context(running_admin(settings))
+                try:
+                    yield harness
+                finally:
+                    for instance in list(harness.replicas):
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(harness.stop_acd(instance), 30)
     finally:
         for sub in subs:
             with contextlib.suppress(Exception):

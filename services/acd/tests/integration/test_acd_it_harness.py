@@ -85,3 +85,23 @@ async def test_originate_outcomes_of_phones_that_ring_out_refuse_or_are_not_ther
         assert "CALL_REJECTED" in outcomes["2002"]
         assert "USER_BUSY" in outcomes["2003"]
         assert "USER_NOT_REGISTERED" in outcomes["2999"]
+
+
+async def test_admin_in_the_harness_answers_calendar_state_for_queue_hours(
+    platform_settings: PlatformSettings, bus: Bus, tmp_path: Path
+) -> None:
+    from callmesh.proto.subjects import AdminOp, Service
+    from callmesh.proto.v1.admin_pb2 import CalendarStateReply, CalendarStateRequest
+
+    async with running(platform_settings, bus, tmp_path, with_admin=True) as h:
+        closed = await h.calendar("never", {})
+        always = await h.calendar("always", {d: [["00:00", "24:00"]] for d in WEEK})
+        subject = bus.subjects.service_command(TENANT, Service.ADMIN, AdminOp.CALENDAR_STATE)
+        states = [
+            await bus.request(subject, CalendarStateRequest(calendar_id=c), CalendarStateReply)
+            for c in (closed, always)
+        ]
+        assert [(s.found, s.open) for s in states] == [(True, False), (True, True)]
+
+
+WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -97,3 +97,36 @@ async def test_a_full_queue_announces_and_releases_the_caller(h: AcdHarness) -> 
     await h.wait_event("call_hung_up", second.uuid)
     assert h.channel_alive(first.uuid)
     assert [c.call_id for c in (await h.live()).calls] == [first.uuid]
+
+
+async def test_a_queue_outside_its_business_hours_announces_and_releases_the_caller(
+    platform_settings: PlatformSettings, bus: Bus, tmp_path: Path
+) -> None:
+    async with running(platform_settings, bus, tmp_path, with_admin=True) as h:
+        never_open = await h.calendar("never open", {})
+        closed = OverflowTarget(OverflowKind.ANNOUNCEMENT, "acd/closed")
+        await h.configure(
+            tenant_config(
+                [
+                    queue(
+                        "sales",
+                        skill="sales",
+                        calendar_id=never_open,
+                        overflow={OverflowReason.CLOSED: closed},
+                    )
+                ],
+                [agent("ann", "1001", sales=3)],
+            )
+        )
+        h.phone("1001")
+        await h.start_acd("acd-1")
+        await h.login("ann", "1001")
+        caller = await h.caller("+8613800000023")
+        reply = await h.enqueue(caller, "sales")
+        assert not reply.ok
+        assert reply.error_code == AcdErrorCode.ACD_ERROR_CODE_OVERFLOWED
+        moved = (await h.wait_event("queue_overflowed", call_id=caller.uuid))[0]
+        assert moved.queue_overflowed.reason == ProtoOverflowReason.OVERFLOW_REASON_CLOSED
+        await h.wait_event("call_hung_up", caller.uuid)
+        # Ann was ready all along and never offered the call.
+        assert h.originates() == []
