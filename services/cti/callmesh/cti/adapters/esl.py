@@ -51,7 +51,7 @@ from callmesh.cti.adapters.esl_parse import (
     EslSink,
     LazyHeaders,
     live_channels,
-    parse_event_lazy,
+    parse_event_fast,
 )
 from callmesh.cti.ports import LinkObserver, SwitchNotConnected, SwitchTimeout
 
@@ -128,7 +128,7 @@ class _Esl(InboundESL):  # type: ignore[misc]
                 self._on_problem("malformed", f"{content_type} (only event plain is subscribed)")
                 return
             try:
-                headers, body = parse_event_lazy(data)
+                headers, body = parse_event_fast(data)
             except EslParseError as err:
                 self._on_problem("malformed", str(err))
                 return

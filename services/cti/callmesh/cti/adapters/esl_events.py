@@ -5,7 +5,7 @@
 second connection to the same event socket in the service's loop: ``auth``, ``event plain``
 with the events the link normalizes, then ``api show channels|calls as json`` for the channel
 table. Frames are read in large chunks by ``callmesh.core.esl.FrameParser`` and event bodies
-parsed lazily by ``esl_parse.parse_event_lazy`` (the same parser as the greenswitch reader).
+parsed by ``esl_parse.parse_event_fast`` (the same parser as the greenswitch reader).
 
 Order: a reading task hands batches and connection markers to a bounded queue; one consumer
 task hands them to the sink (``CtiLink``) in that order, so frames are read and parsed while
@@ -34,7 +34,7 @@ from callmesh.cti.adapters.esl_parse import (
     EslSink,
     LazyHeaders,
     live_channels,
-    parse_event_lazy,
+    parse_event_fast,
 )
 from callmesh.cti.ports import LinkObserver
 
@@ -265,7 +265,7 @@ class _Session:
             content_type = frame.content_type
             if content_type == "text/event-plain":
                 try:
-                    headers, _ = parse_event_lazy(frame.body)
+                    headers, _ = parse_event_fast(frame.body)
                 except EslParseError as err:
                     owner._problem(str(err))
                     continue

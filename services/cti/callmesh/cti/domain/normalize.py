@@ -117,6 +117,63 @@ CUSTOM_SUBCLASSES: tuple[str, ...] = (
 )
 SUBSCRIBED: tuple[str, ...] = (*CHANNEL_EVENTS, "BACKGROUND_JOB")
 
+# Every header the normalizer and its channel table read by name, and the name prefixes of the
+# headers they read by iterating (``_platform_variables``). The event readers pick only these
+# out of an event's raw bytes (``esl_parse.parse_event_fast``); a name outside them still reads
+# right, it only costs a whole parse of that event. A unit test checks the list against the code.
+HEADERS_READ: frozenset[str] = frozenset(
+    {
+        "Event-Name",
+        "Event-Subclass",
+        "Event-Date-Timestamp",
+        "Unique-ID",
+        "Channel-Name",
+        "Channel-Call-UUID",
+        "Call-Direction",
+        "Caller-Direction",
+        "Caller-Transfer-Source",
+        "Caller-Destination-Number",
+        "Caller-Caller-ID-Number",
+        "Caller-Caller-ID-Name",
+        "Caller-Callee-ID-Number",
+        "Caller-Callee-ID-Name",
+        "Caller-Channel-Created-Time",
+        "Caller-Channel-Answered-Time",
+        "Caller-Channel-Hangup-Time",
+        "Caller-Dialplan",
+        "Caller-Context",
+        "Other-Type",
+        "Other-Leg-Unique-ID",
+        "Bridge-A-Unique-ID",
+        "Bridge-B-Unique-ID",
+        "Hangup-Cause",
+        "DTMF-Digit",
+        "DTMF-Duration",
+        "DTMF-Source",
+        "Record-File-Path",
+        "Record-Completion-Cause",
+        "variable_originating_leg_uuid",
+        "variable_domain_name",
+        "variable_sip_to_host",
+        "variable_sip_from_host",
+        "variable_user_name",
+        "variable_sip_from_user",
+        "variable_sip_to_user",
+        "variable_sip_via_protocol",
+        "variable_sip_gateway_name",
+        "variable_sip_hangup_disposition",
+        "variable_hangup_cause",
+        "variable_hangup_cause_q850",
+        "variable_mduration",
+        "variable_duration",
+        "variable_billmsec",
+        "variable_billsec",
+        "variable_record_ms",
+        "variable_record_seconds",
+    }
+)
+HEADER_PREFIXES_READ: tuple[str, ...] = ("variable_callmesh_",)
+
 _DTMF_SOURCES: Mapping[str, int] = {
     "RTP": DtmfSource.DTMF_SOURCE_RTP,
     "INBAND_AUDIO": DtmfSource.DTMF_SOURCE_INBAND,
@@ -224,10 +281,13 @@ def hangup_side(role: int, direction: str, disposition: str, cause: str, partner
 
 def _platform_variables(headers: Mapping[str, str]) -> dict[str, str]:
     """The channel variables the platform set (``callmesh_*``); nothing else leaves the node."""
-    # By name, then get(): header mappings may decode values only when read.
+    # By name, then get(): header mappings may decode values only when read. A mapping that
+    # can list its names by prefix (``LazyHeaders``) is not iterated whole.
+    by_prefix = getattr(headers, "names_with_prefix", None)
+    names = by_prefix("variable_callmesh_") if by_prefix is not None else headers
     return {
         name[9:]: headers.get(name) or ""
-        for name in headers
+        for name in names
         if name.startswith("variable_callmesh_") and not name.endswith(("_secret", "_password"))
     }
 
