@@ -199,7 +199,10 @@ class CountingPublisher:
     async def publish_call_events(self, events: Sequence[CallEvent]) -> None:
         if self.inner is not None:
             await self.inner.publish_call_events(events)
-        self.published += len(events)
+            # Only what the stream acked counts (a failed one is retried and counted then).
+            self.published = self.inner.stored
+        else:
+            self.published += len(events)
         self.last = time.perf_counter()
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
 from callmesh.core import telemetry
-from callmesh.core.bus import MSG_ID_HEADER, Bus
+from callmesh.core.bus import Bus, PublishFailure
 from callmesh.core.errors import DomainError
 from callmesh.core.runtime import RequestRoute
 from callmesh.core.tenancy import SipDirectory
@@ -24,8 +25,11 @@ from callmesh.proto.v1.switch_pb2 import SwitchCommand, SwitchReply
 
 log = logging.getLogger(__name__)
 
-# Publishes in flight at once: sent in order, acks awaited per window.
-PUBLISH_WINDOW = 512
+# Publishes in flight at once: sent back to back, then their stream acks awaited together.
+PUBLISH_WINDOW = 1024
+# Call events kept for another try when the stream did not store them (beyond: the oldest lost).
+MAX_RETRY = 100_000
+RETRY_DELAY_S = 1.0
 
 
 def _label(body: str) -> str:
@@ -38,67 +42,114 @@ class BusCallEvents:
 
     def __init__(self, bus: Bus, node_id: str, site: str = "", version: str = "") -> None:
         self._bus = bus
-        self._published = telemetry.counter(
-            "callmesh_bus_published_total",
-            "Events published to JetStream",
-            ["service", "event", "tenant"],
-        )
         self._node_id = node_id
         self._site = site
         self._version = version
+        # The envelope's source, the same for every call event of this link.
+        self._source = bus.new_event(node_id=node_id).source
+        self._retry: deque[Event] = deque()
+        self._retry_task: asyncio.Task[None] | None = None
+        self._failures = telemetry.counter(
+            "callmesh_cti_publish_failures_total",
+            "Call events the stream did not store, by outcome (retried: kept for another try;"
+            " lost: the retry queue was full)",
+            ["node", "outcome"],
+        )
+        # Call events the stream confirmed (acked), since start.
+        self.stored = 0
+
+    @property
+    def retrying(self) -> int:
+        """Call events waiting for another try."""
+        return len(self._retry)
 
     def envelope(self, event: CallEvent) -> Event:
         """The bus envelope of a call event."""
-        envelope = self._bus.new_event(
-            tenant_id=event.tenant_id, call_id=event.call_id, node_id=self._node_id
+        envelope = Event(
+            event_id=uuid.uuid4().hex, tenant_id=event.tenant_id, call_id=event.call_id
         )
+        envelope.source.CopyFrom(self._source)
         if event.time_us:
-            envelope.time.FromMicroseconds(event.time_us)
+            envelope.time.seconds, micros = divmod(event.time_us, 1_000_000)
+            envelope.time.nanos = micros * 1000
+        else:
+            envelope.time.GetCurrentTime()
         getattr(envelope, event.body).CopyFrom(event.message)
         return envelope
 
     async def publish_call_events(self, events: Sequence[CallEvent]) -> None:
-        """Publish in order: a window sent back to back, then its stream acks awaited.
+        """Publish in order, each confirmed by the stream (``Bus.publish_many``: windows of
+        publishes sent back to back, acks collected together, failures published again with the
+        same ``Nats-Msg-Id``). Events still not stored wait in a bounded queue and go out again
+        first with the next call, or after ``RETRY_DELAY_S`` (logged and counted)."""
+        envelopes = [self.envelope(event) for event in events]
+        if self._retry:
+            envelopes[:0] = self._retry
+            self._retry.clear()
+        await self._publish(envelopes)
 
-        ``js.publish_async`` rather than ``Bus.publish``: one request round trip per event
-        capped the link far below the switch's event rate. ``Nats-Msg-Id`` (the event id) still
-        makes a re-publish a no-op; the bus's published counter is kept the same.
-        """
-        js = self._bus.js
+    async def _publish(self, envelopes: list[Event]) -> None:
+        try:
+            failures = await self._bus.publish_many(envelopes, window=PUBLISH_WINDOW)
+        except ValueError:
+            envelopes = self._publishable(envelopes)
+            failures = await self._bus.publish_many(envelopes, window=PUBLISH_WINDOW)
+        except DomainError as err:  # not connected: everything waits for another try
+            failures = [PublishFailure(envelope, str(err)) for envelope in envelopes]
+        self.stored += len(envelopes) - len(failures)
+        if failures:
+            self._keep(failures)
+
+    def _publishable(self, envelopes: list[Event]) -> list[Event]:
         subjects = self._bus.subjects
-        pending: list[tuple[Event, asyncio.Future[Any]]] = []
-        for event in events:
+        out: list[Event] = []
+        for envelope in envelopes:
             try:
-                envelope = self.envelope(event)
-                subject = subjects.for_event(envelope)
+                subjects.for_event(envelope)
             except ValueError:
-                log.warning("call event of a bad tenant id %r dropped", event.tenant_id)
+                log.warning("call event of a bad tenant id %r dropped", envelope.tenant_id)
                 continue
-            future = await js.publish_async(
-                subject,
-                envelope.SerializeToString(),
-                headers={MSG_ID_HEADER: envelope.event_id},
-            )
-            pending.append((envelope, future))
-            if len(pending) >= PUBLISH_WINDOW:
-                await self._settle(pending)
-                pending = []
-        if pending:
-            await self._settle(pending)
+            out.append(envelope)
+        return out
 
-    async def _settle(self, pending: list[tuple[Event, asyncio.Future[Any]]]) -> None:
-        results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
-        for (envelope, _), result in zip(pending, results, strict=True):
-            kind = envelope.WhichOneof("body") or "-"
-            if isinstance(result, BaseException):
-                # Not stored: publish it the slow way once more (the id makes it idempotent).
-                log.warning("call event %s not acked (%s); publishing again", kind, result)
-                try:
-                    await self._bus.publish(envelope)
-                except DomainError as err:
-                    log.error("call event %s lost: %s", kind, err)  # noqa: TRY400
-                continue
-            self._published.labels("cti", _label(kind), envelope.tenant_id or "-").inc()
+    def _keep(self, failures: list[PublishFailure]) -> None:
+        lost = 0
+        for failure in failures:
+            if len(self._retry) >= MAX_RETRY:
+                self._retry.popleft()
+                lost += 1
+            self._retry.append(failure.event)
+        log.warning(
+            "%d call events not stored (%s); kept for another try",
+            len(failures),
+            failures[0].error,
+        )
+        self._failures.labels(self._node_id, "retried").inc(len(failures))
+        if lost:
+            log.error("%d call events lost: the retry queue is full", lost)
+            self._failures.labels(self._node_id, "lost").inc(lost)
+        if self._retry_task is None or self._retry_task.done():
+            self._retry_task = asyncio.get_running_loop().create_task(self._retry_later())
+
+    async def _retry_later(self) -> None:
+        while self._retry:
+            await asyncio.sleep(RETRY_DELAY_S)
+            envelopes = list(self._retry)
+            self._retry.clear()
+            try:
+                await self._publish(envelopes)
+            except Exception:  # the loop outlives any one failure
+                log.exception("retrying %d call events failed", len(envelopes))
+
+    async def close(self) -> None:
+        """Stop retrying (events still waiting are reported lost)."""
+        task = self._retry_task
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._retry:
+            log.error("%d call events not stored at shutdown", len(self._retry))
+            self._failures.labels(self._node_id, "lost").inc(len(self._retry))
 
     async def node_up(self, esl_endpoint: str) -> None:
         """``cm.node.<node>.up``."""
