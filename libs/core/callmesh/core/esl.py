@@ -279,6 +279,15 @@ class FrameParser:
         return out
 
     def _parse_block(self, block: bytes) -> tuple[list[tuple[str, str]], int] | MalformedFrame:
+        event = _EVENT_PLAIN_HEAD.fullmatch(block)
+        if event is not None:  # the outer head of nearly every frame: no line loop
+            size = event[1]
+            length = int(size)
+            if length <= self.max_body_bytes:
+                return [
+                    ("Content-Length", size.decode()),
+                    ("Content-Type", "text/event-plain"),
+                ], length
         headers: list[tuple[str, str]] = []
         length = 0
         for raw_line in block.split(b"\n"):
@@ -301,6 +310,10 @@ class FrameParser:
                         f"Content-Length {length} exceeds {self.max_body_bytes} bytes", block
                     )
         return headers, length
+
+
+# The outer head of an event frame as FreeSWITCH writes it (parsed as the line loop would).
+_EVENT_PLAIN_HEAD = re.compile(rb"Content-Length: ([0-9]{1,12})\nContent-Type: text/event-plain\n?")
 
 
 def _block_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int]:
