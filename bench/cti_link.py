@@ -9,13 +9,16 @@ Run: .tools/uv/bin/uv run --frozen --all-packages python bench/cti_link.py [--ca
    process speaks the ESL inbound handshake and replays the burst on the real wire (the
    emulator alone cannot generate events as fast as the link takes them).
 2. The link reads the burst with each event reader (``CALLMESH_CTI_EVENT_READER``): ``asyncio``
-   (a second connection read in the service's loop by ``FrameParser`` + the lazy parser;
+   (a second connection read in the service's loop by ``FrameParser`` + the fast parse;
    greenswitch holds only the command connection) and ``greenswitch`` (InboundESL in its gevent
    thread, the bridge): ESL events normalized and published per second, first event in to last
    JetStream ack, with the call events really published to a nats-server; then the same without
    publishing (normalize only). In the same run, on the same bytes: the asyncio reader alone
    (batches to a counter), greenswitch's own parser alone (an InboundESL with a counting ``*``
-   handler) and, in memory, ``FrameParser`` fed 256 KiB pieces + the lazy parse ("parse only").
+   handler) and, in memory, ``FrameParser`` fed 256 KiB pieces + the fast parse (and + the whole
+   lazy parse) ("parse only"). Then each stage of the event path alone, in µs per ESL event
+   (where the time goes). "Published" counts only call events the stream acked (publish_many:
+   every publish has its own reply subject; a failed or missing ack is published again).
 3. Command round trip: the emulator's event socket in a child process with a parked call; a
    client sends ``SwitchCommand``s (set a variable) on ``cm.node.<node>.cmd`` and waits for the
    ``SwitchReply``: bus → link → bgapi → BACKGROUND_JOB → reply, p50/p99.
@@ -51,7 +54,7 @@ from callmesh.core.settings import PlatformSettings
 from callmesh.cti.adapters.bus import BusCallEvents
 from callmesh.cti.adapters.esl import EslLink, GeventThread
 from callmesh.cti.adapters.esl_events import READ_SIZE, AsyncEventReader
-from callmesh.cti.adapters.esl_parse import parse_event_lazy
+from callmesh.cti.adapters.esl_parse import parse_event_fast, parse_event_lazy
 from callmesh.cti.adapters.metrics import LinkMetrics
 from callmesh.cti.domain.normalize import CUSTOM_SUBCLASSES, SUBSCRIBED, CallEvent, Normalizer
 from callmesh.cti.service.link import CtiLink, LinkConfig
@@ -69,7 +72,8 @@ LABELS = (
     GS_NORMALIZE,
     "asyncio reader only",
     "greenswitch parse only",
-    "FrameParser + lazy parse only",
+    "FrameParser + fast parse only",
+    "FrameParser + whole (lazy) parse only",
 )
 NODE = "bench-1"
 
@@ -304,20 +308,74 @@ async def measure_raw_asyncio(port: int, expected: int) -> LinkRun:
     return LinkRun("asyncio reader only", sink.events, 0, sink.last - began)
 
 
-def measure_parse_only(payload: bytes, expected: int) -> LinkRun:
-    """FrameParser fed 256 KiB pieces + the lazy event parser, in memory (no socket)."""
+def measure_parse_only(payload: bytes, expected: int, *, whole: bool = False) -> LinkRun:
+    """FrameParser fed 256 KiB pieces + the link's event parse (or the whole one), in memory."""
+    parse = parse_event_lazy if whole else parse_event_fast
     parser = FrameParser()
     events = 0
     began = time.perf_counter()
     for start in range(0, len(payload), READ_SIZE):
         for frame in parser.feed(payload[start : start + READ_SIZE]):
             if isinstance(frame, Frame) and frame.content_type == "text/event-plain":
-                parse_event_lazy(frame.body)
+                parse(frame.body)
                 events += 1
     seconds = time.perf_counter() - began
     if events != expected:
         raise RuntimeError(f"parse only: {events} of {expected} events")
-    return LinkRun("FrameParser + lazy parse only", events, 0, seconds)
+    label = "FrameParser + whole (lazy) parse only" if whole else "FrameParser + fast parse only"
+    return LinkRun(label, events, 0, seconds)
+
+
+async def measure_stages(payload: bytes, bus: Bus, rounds: int) -> dict[str, float]:
+    """Where the link's time goes: each stage of the event path alone, in µs per ESL event.
+
+    The same bytes and code as the link, one stage at a time in this process (best of
+    ``rounds``): the frame parser, the event parse, the normalizer with the link's per-event
+    metrics, the envelopes, and publish_many to JetStream until every ack is in.
+    """
+    best: dict[str, float] = {}
+
+    def keep(stage: str, seconds: float, per: int) -> None:
+        value = seconds / per * 1e6
+        best[stage] = min(best.get(stage, value), value)
+
+    for _ in range(rounds):
+        parser = FrameParser()
+        bodies: list[bytes] = []
+        began = time.perf_counter()
+        for start in range(0, len(payload), READ_SIZE):
+            for frame in parser.feed(payload[start : start + READ_SIZE]):
+                if isinstance(frame, Frame) and frame.content_type == "text/event-plain":
+                    bodies.append(frame.body)
+        n = len(bodies)
+        keep("frames (FrameParser)", time.perf_counter() - began, n)
+        began = time.perf_counter()
+        parsed = [parse_event_fast(body)[0] for body in bodies]
+        keep("event parse (parse_event_fast)", time.perf_counter() - began, n)
+        link = CtiLink(LinkConfig(node_id=NODE), publisher=CountingPublisher(None))
+        normalizer = link.normalizer
+        metrics = LinkMetrics(NODE)
+        out: list[CallEvent] = []
+        began = time.perf_counter()
+        for headers in parsed:
+            out.extend(normalizer.feed(headers).events)
+        keep("normalize (Normalizer.feed)", time.perf_counter() - began, n)
+        began = time.perf_counter()
+        for headers in parsed:
+            stamp = headers.get("Event-Date-Timestamp")
+            metrics.esl_event(headers.get("Event-Name") or "?", int(stamp) if stamp else 0)
+        keep("per-event metrics (LinkMetrics.esl_event)", time.perf_counter() - began, n)
+        publisher = BusCallEvents(bus, NODE)
+        began = time.perf_counter()
+        envelopes = [publisher.envelope(event) for event in out]
+        keep("envelopes (BusCallEvents.envelope)", time.perf_counter() - began, n)
+        began = time.perf_counter()
+        for start in range(0, len(envelopes), 4096):
+            failures = await bus.publish_many(envelopes[start : start + 4096], window=1024)
+            if failures:
+                raise RuntimeError(f"{len(failures)} call events not stored: {failures[0].error}")
+        keep("publish_many + every ack (JetStream)", time.perf_counter() - began, n)
+    return best
 
 
 async def measure_raw_greenswitch(port: int, expected: int) -> LinkRun:
@@ -441,9 +499,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 await measure_raw_asyncio(port, expected),
                 await measure_raw_greenswitch(port, expected),
                 measure_parse_only(payload, expected),
+                measure_parse_only(payload, expected, whole=True),
             ):
                 runs.append(raw)
                 print(f"  round {round_ + 1}: {raw.label:36} {raw.per_second:10,.0f} events/s")
+        print("stages of the event path, alone …", flush=True)
+        stages = await measure_stages(payload, bus, args.repeat)
         print(f"command round trip ({args.commands} commands) …", flush=True)
         commands = await measure_commands(bus, client, args.commands)
         await bus.close()
@@ -481,6 +542,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "esl_bytes": len(payload),
         "events_by_name": names,
         "summary": summary,
+        "stages_us_per_esl_event": stages,
         "command_round_trip": commands,
         "target_events_per_second": 20_000,
     }
@@ -500,6 +562,11 @@ def main() -> None:
     print(f"{'path':38} {'median ev/s':>12} {'best ev/s':>12}")
     for row in report["summary"]:
         print(f"{row['path']:38} {row['median_per_second']:12,.0f} {row['best_per_second']:12,.0f}")
+    print(f"\n{'stage (alone, best of the rounds)':44} {'us/ESL event':>12}")
+    for stage, us in report["stages_us_per_esl_event"].items():
+        print(f"{stage:44} {us:12.2f}")
+    total = sum(report["stages_us_per_esl_event"].values())
+    print(f"{'sum':44} {total:12.2f}  (= {1e6 / total:,.0f} events/s)")
     c = report["command_round_trip"]
     print(
         f"\ncommand round trip: p50 {c['p50_ms']:.2f} ms, p90 {c['p90_ms']:.2f} ms, "
