@@ -73,6 +73,7 @@ class LinkParts:
         self.esl: EslLink | None = None
         self.events: AsyncEventReader | None = None
         self.heartbeat: Heartbeat | None = None
+        self.publisher: link_bus.BusCallEvents | None = None
         self._gevent: GeventThread | None = None
         self._numbers: NumberDirectory | None = None
         self._directory: SipDirectory | None = None
@@ -98,6 +99,7 @@ class LinkParts:
         self.xml_curl.numbers = self._numbers
         self.xml_curl.directory = self._directory
         events = link_bus.BusCallEvents(bus, s.node_id, site, _version())
+        self.publisher = events
         media = media_store_from_settings(runtime.platform, None)
         link = CtiLink(
             LinkConfig(
@@ -165,6 +167,8 @@ class LinkParts:
                     await self.heartbeat.beat()
                 except Exception:  # the bus may already be gone
                     log.debug("last heartbeat not written", exc_info=True)
+        if self.publisher is not None:
+            await self.publisher.close()
         if self._gevent is not None:
             await self._gevent.stop()
         for directory in (self._numbers, self._directory):
