@@ -23,6 +23,7 @@ Rules every method keeps:
 
 from __future__ import annotations
 
+import heapq
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -1210,7 +1211,20 @@ class AcdEngine:
         """When ``tick`` next has something to do (None: nothing scheduled)."""
         if self._pending:
             return float("-inf")
-        return self._timers.next()
+        heap = self._timers.heap
+        while heap and not self._live_timer(heap[0][2], heap[0][3], heap[0][4]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def _live_timer(self, kind: str, ref: str, version: int) -> bool:
+        """Whether a timer would still do something (stale ones are dropped unfired)."""
+        if kind == "offer":
+            return ref in self.offers
+        if kind == "wrap":
+            a = self.agents.get(ref)
+            return a is not None and a.wrap_version == version
+        c = self.calls.get(ref)
+        return c is not None and c.version == version and c.phase != "connected"
 
     # -- views -----------------------------------------------------------------------------
 
