@@ -63,6 +63,8 @@ class ServiceDefinition:
     requests: Callable[[Runtime], Sequence[RequestRoute]] | None = None
     routers: Sequence[APIRouter] = ()
     on_start: list[Hook] = field(default_factory=list)
+    # Run when stopping begins, while the bus is still connected (e.g. hand partitions over).
+    on_stopping: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
     operator_access: bool = False
     # Last word on the FastAPI app before it serves (e.g. admin verifies tokens with its own keys).
@@ -143,6 +145,11 @@ class Runtime:
         self.stopping = True
         self._ready.labels(self.name).set(0)
         grace = self.settings.shutdown_grace_s
+        for hook in self.definition.on_stopping:
+            try:
+                await hook(self)
+            except Exception:  # the stop goes on whatever a hook did
+                log.exception("stopping hook failed")
         await self.revocations.stop()
         await self.tenant_gate.stop()
         await self.placement.stop()
