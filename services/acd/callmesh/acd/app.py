@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
+from callmesh.acd.adapters import config_store
 from callmesh.core.runtime import ServiceDefinition
 from callmesh.core.settings import ServiceSettings
 
@@ -27,4 +28,5 @@ def build(settings: AcdSettings) -> ServiceDefinition:
         name="acd",
         settings=settings,
         domain_status=DOMAIN_STATUS,
+        collections=(*config_store.COLLECTIONS,),
     )

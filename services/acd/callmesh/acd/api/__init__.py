@@ -1,0 +1,1 @@
+"""acd HTTP API."""
