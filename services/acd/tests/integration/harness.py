@@ -69,6 +69,16 @@ QUEUE_NUMBER = "5000"
 # Seconds of the music-on-hold WAV (long: one playback per wait, few events).
 MOH_SECONDS = 30.0
 PROMPT_SECONDS = 0.3
+# What the acd's PromptResolver makes of the prompts the tests' queues use (relative to the
+# switch's sounds dir, which the emulator resolves against its media dir).
+MEDIA = (
+    "moh/default.wav",
+    "acd/en/position.wav",
+    "acd/en/estimated_wait.wav",
+    "acd/en/agent_id.wav",
+    "acd/en/queue_full.wav",
+    "acd/en/closed.wav",
+)
 
 R = TypeVar("R", bound=Message)
 
@@ -470,6 +480,7 @@ async def running(
     are started by the tests."""
     media_dir = tmp_path / "sounds"
     media_dir.mkdir(parents=True, exist_ok=True)
+    write_media(media_dir, MEDIA)
     switch = Switch(
         speed=speed, seed=7, media_dir=media_dir, recordings_dir=tmp_path / "recordings"
     )
