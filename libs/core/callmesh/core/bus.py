@@ -10,6 +10,7 @@ replica of a service (push consumers delivering to a queue group: each event goe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -84,6 +85,8 @@ _LABELS = {body: f"{kind.domain}.{kind.name}" for body, kind in EVENTS.items()}
 # Stands in for a span when the trace is not sampled (all its methods are no-ops).
 _UNTRACED = trace.INVALID_SPAN
 MSG_ID_HEADER = "Nats-Msg-Id"
+# publish_many: windows sent before the oldest one's acks are awaited.
+_WINDOWS_IN_FLIGHT = 4
 DUPLICATE_WINDOW_S = 120.0
 
 
@@ -536,16 +539,16 @@ class Bus:
     ) -> list[PublishFailure]:
         """Publish events in order, pipelined; every one confirmed by its stream's ack.
 
-        Up to ``window`` publishes are sent back to back, each with a reply subject of its own,
-        before their acks are awaited together: one round trip per window instead of one per
-        event. An event whose ack is an error, or that has none within ``timeout_s``, is
-        published again with the same ``Nats-Msg-Id`` (the stream stores it once) up to
-        ``attempts`` times in all. Returns the events still not stored (empty: all were); raises
-        ValueError naming the field, before sending anything, for an event that cannot be
-        published (no body, a bad tenant or node id). The
-        published counter counts each stored event; the latency histogram gets one observation
-        per event type and window (the window's send-to-last-ack time). With a tracer provider,
-        one span per call carries the trace to every message.
+        Windows of up to ``window`` publishes are sent back to back, each publish with a reply
+        subject of its own; their acks are collected as they come while the next windows are
+        sent (up to 4 windows in flight), then awaited window by window. An event whose ack is
+        an error, or that has none within ``timeout_s``, is published again with the same
+        ``Nats-Msg-Id`` (the stream stores it once) up to ``attempts`` times in all. Returns
+        the events still not stored (empty: all were); raises ValueError naming the field,
+        before sending anything, for an event that cannot be published (no body, a bad tenant
+        or node id). The published counter counts each stored event; the latency histogram
+        gets one observation per event type and window (the window's send-to-last-ack time).
+        With a tracer provider, one span per call carries the trace to every message.
         """
         if not events:
             return []
@@ -573,9 +576,24 @@ class Bus:
         try:
             for attempt in range(1, attempts + 1):
                 retry: list[tuple[Event, str, str]] = []
-                for start in range(0, len(pending), window):
-                    chunk = pending[start : start + window]
-                    retry.extend(await self._publish_window(chunk, trace_headers, timeout_s))
+                # Windows overlap: the next one is sent while the earlier ones' acks come in
+                # (up to ``_WINDOWS_IN_FLIGHT``), then each is settled in order.
+                in_flight: collections.deque[asyncio.Task[list[tuple[Event, str, str]]]]
+                in_flight = collections.deque()
+                try:
+                    for start in range(0, len(pending), window):
+                        chunk = pending[start : start + window]
+                        sent = await self._send_window(chunk, trace_headers)
+                        in_flight.append(
+                            asyncio.ensure_future(self._settle_window(chunk, sent, timeout_s))
+                        )
+                        while len(in_flight) >= _WINDOWS_IN_FLIGHT:
+                            retry.extend(await in_flight.popleft())
+                    while in_flight:
+                        retry.extend(await in_flight.popleft())
+                finally:
+                    for task in in_flight:
+                        task.cancel()
                 if not retry:
                     break
                 log.warning(
@@ -591,15 +609,14 @@ class Bus:
             span.end()
         return []
 
-    async def _publish_window(
-        self, batch: Sequence[tuple[Event, str]], trace_headers: dict[str, str], timeout_s: float
-    ) -> list[tuple[Event, str, str]]:
-        """Send a window of events, then wait for every ack (or the timeout)."""
+    async def _send_window(
+        self, batch: Sequence[tuple[Event, str]], trace_headers: dict[str, str]
+    ) -> tuple[_AckWindow, list[str], str, float]:
+        """Send a window of events, each with its own reply subject; what settling needs."""
         nc = self.nc
         waiting = self._ack_waiting
         prefix = self._ack_prefix
-        events = [event for event, _ in batch]
-        window = _AckWindow(len(events))
+        window = _AckWindow(len(batch))
         tokens: list[str] = []
         unsent = ""
         started = time.perf_counter()
@@ -622,23 +639,35 @@ class Bus:
                 await nc.publish(
                     subject, event.SerializeToString(), reply=prefix + token, headers=headers
                 )
-            if window.left > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(window.done), timeout_s)
         except (nats.errors.Error, OSError) as err:
             unsent = f"not sent: {err}"
+        return window, tokens, unsent, started
+
+    async def _settle_window(
+        self,
+        batch: Sequence[tuple[Event, str]],
+        sent: tuple[_AckWindow, list[str], str, float],
+        timeout_s: float,
+    ) -> list[tuple[Event, str, str]]:
+        """Wait for a sent window's acks (or the timeout); count what was stored; the rest."""
+        window, tokens, unsent, started = sent
+        waiting = self._ack_waiting
+        try:
+            if window.left > 0 and not unsent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(window.done), timeout_s)
         finally:
             reason = unsent or f"no ack within {timeout_s:g} s"
             for token in tokens:
                 entry = waiting.pop(token, None)
                 if entry is not None:
                     window.failed.setdefault(entry[1], reason)
-            for index in range(len(tokens), len(events)):
+            for index in range(len(tokens), len(batch)):
                 window.failed.setdefault(index, reason)
         failed = window.failed
         seconds = time.perf_counter() - started
         stored: dict[tuple[str, str], int] = {}
-        for index, event in enumerate(events):
+        for index, (event, _) in enumerate(batch):
             if index not in failed:
                 key = _key_of(event)
                 stored[key] = stored.get(key, 0) + 1
@@ -649,7 +678,7 @@ class Bus:
             if label not in observed:
                 observed.add(label)
                 histogram.observe(seconds)
-        return [(events[i], batch[i][1], error) for i, error in sorted(failed.items())]
+        return [(batch[i][0], batch[i][1], error) for i, error in sorted(failed.items())]
 
     async def _on_ack(self, msg: Msg) -> None:
         """A stream's answer to one ``publish_many`` publish."""

@@ -171,7 +171,7 @@ def parse_event_lazy(data: bytes) -> tuple[LazyHeaders, str | None]:
 
 # What ``parse_event_fast`` picks: the headers the link reads, and Content-Length (an event with a
 # body of its own is parsed whole).
-PICKED: frozenset[str] = HEADERS_READ | {"Event-Name", "Content-Length"}
+PICKED: frozenset[str] = HEADERS_READ | {"Event-Name", "Content-Length", "Job-UUID"}
 PICKED_PREFIXES: tuple[str, ...] = HEADER_PREFIXES_READ
 
 

@@ -106,11 +106,16 @@ class CtiLink:
         normalizer = self.normalizer
         out: list[CallEvent] = []
         dropped = 0
+        self.events_seen += len(batch)
+        # The lag is sampled once a batch, on its first (oldest) event; every event is counted.
+        lag_of = batch[0] if batch else None
         for headers in batch:
-            self.events_seen += 1
             name = headers.get("Event-Name") or "?"
-            stamp = headers.get("Event-Date-Timestamp")
-            observer.esl_event(name, int(stamp) if stamp and stamp.isdigit() else 0)
+            if headers is lag_of:
+                stamp = headers.get("Event-Date-Timestamp")
+                observer.esl_event(name, int(stamp) if stamp and stamp.isdigit() else 0)
+            else:
+                observer.esl_event(name, 0)
             outcome = normalizer.feed(headers)
             if outcome.kind in ("malformed", "unknown"):
                 observer.esl_problem(outcome.kind)
