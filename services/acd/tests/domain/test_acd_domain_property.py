@@ -87,6 +87,12 @@ def check_invariants(engine: AcdEngine) -> None:
             assert named[a.agent_id] == 1, f"{a.agent_id} named by {named[a.agent_id]} offers"
         else:
             assert named[a.agent_id] == 0, f"{a.agent_id} is {a.state} but has an offer"
+    staffed: Counter[str] = Counter()
+    for a in engine.agents.values():
+        if a.state not in (AgentState.NOT_READY, AgentState.BREAK, AgentState.LOGGED_OUT):
+            for qid, _ in engine._serves[a.agent_id]:
+                staffed[qid] += 1
+    assert {q: n for q, n in engine._staffed.items() if n} == dict(staffed)
     for offer in engine.offers.values():
         call = engine.calls[offer.call_id]
         assert call.phase == "offering"

@@ -158,6 +158,15 @@ class AgentView:
 
 
 OFFER_GRACE_S = 5.0
+_STAFFED = frozenset(
+    {
+        AgentState.READY,
+        AgentState.RESERVED,
+        AgentState.RINGING,
+        AgentState.ON_CALL,
+        AgentState.AFTER_CALL_WORK,
+    }
+)
 _BUSY = (
     AgentState.RESERVED,
     AgentState.RINGING,
@@ -211,6 +220,8 @@ class AcdEngine:
         self._held: dict[str, set[str]] = {}
         self._serves: dict[str, list[tuple[str, int]]] = {}
         self._logged: dict[str, int] = {}
+        # members of each queue who are ready, on an offer, on a call or in wrap-up (for EWT)
+        self._staffed: dict[str, int] = {}
         self._rr: dict[str, dict[str, int]] = {}
         self._rr_seq = 0
         self._sticky: dict[str, tuple[str, float]] = {}
@@ -269,7 +280,13 @@ class AcdEngine:
             return level
         return 0 if listed else None
 
+    def _count_staffed(self, a: Agent, delta: int) -> None:
+        if a.state in _STAFFED:
+            for qid, _ in self._serves.get(a.agent_id, ()):
+                self._staffed[qid] = self._staffed.get(qid, 0) + delta
+
     def _compute_serves(self, a: Agent) -> None:
+        self._count_staffed(a, -1)
         for qid, _ in self._serves.get(a.agent_id, ()):
             self._logged[qid] = self._logged.get(qid, 1) - 1
         serves = []
@@ -280,8 +297,10 @@ class AcdEngine:
                 self._logged[q.queue_id] = self._logged.get(q.queue_id, 0) + 1
         serves.sort(key=lambda s: -self.config.queues[s[0]].priority)
         self._serves[a.agent_id] = serves
+        self._count_staffed(a, +1)
 
     def _drop_serves(self, a: Agent) -> None:
+        self._count_staffed(a, -1)
         for qid, _ in self._serves.pop(a.agent_id, ()):
             self._logged[qid] = self._logged.get(qid, 1) - 1
 
@@ -409,6 +428,10 @@ class AcdEngine:
         was = a.state
         if was is AgentState.READY and to is not AgentState.READY:
             self._unfile_agent(a, now)
+        if (was in _STAFFED) != (to in _STAFFED):
+            self._count_staffed(a, -1)
+            a.state = to
+            self._count_staffed(a, +1)
         a.state, a.reason, a.since = to, reason, now
         out.append(AgentStateChanged(a.agent_id, was, to, reason, by))
         if to is AgentState.READY:
@@ -1333,20 +1356,9 @@ class AcdEngine:
         the agents serving the queue."""
         st = self._stat(queue_id)
         aht = st.aht_s if st.aht_s > 0 else DEFAULT_AHT_S
-        staffed = 0
-        ready = 0
-        for a in self.agents.values():
-            if any(qid == queue_id for qid, _ in self._serves.get(a.agent_id, ())):
-                if a.state is AgentState.READY:
-                    ready += 1
-                    staffed += 1
-                elif a.state in (
-                    AgentState.RESERVED,
-                    AgentState.RINGING,
-                    AgentState.ON_CALL,
-                    AgentState.AFTER_CALL_WORK,
-                ):
-                    staffed += 1
+        staffed = self._staffed.get(queue_id, 0)
+        ready_index = self._ready.get((queue_id, 0))
+        ready = len(ready_index) if ready_index is not None else 0
         if staffed == 0:
             return aht * max(1, position)
         ahead = max(0, position - ready)
