@@ -114,8 +114,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args()
     rows = [measure(a, c, args.decisions) for a in AGENTS for c in CALLS]
-    print(f"{'ready agents':>12} {'waiting':>8} | {'call→agent p50':>14} {'p99':>8} | "
-          f"{'agent→call p50':>14} {'p99':>8}   (µs)")
+    print(
+        f"{'ready agents':>12} {'waiting':>8} | {'call→agent p50':>14} {'p99':>8} | "
+        f"{'agent→call p50':>14} {'p99':>8}   (µs)"
+    )
     for r in rows:
         print(
             f"{r['agents']:>12,} {r['calls']:>8,} | {r['call_to_agent_p50_us']:>14.1f} "
@@ -129,7 +131,8 @@ def main() -> None:
     }
     print(
         "p99(10,000 agents, 5,000 calls) / p99(100, 100): "
-        f"call→agent {ratios['call_to_agent']:.2f}, agent→call {ratios['agent_to_call']:.2f}  (targets: p99 ≤ 1,000 µs, ratio ≤ 3)"
+        f"call→agent {ratios['call_to_agent']:.2f}, agent→call {ratios['agent_to_call']:.2f}"
+        "  (targets: p99 ≤ 1,000 µs, ratio ≤ 3)"
     )
     result = {
         "bench": "acd_routing",
