@@ -43,3 +43,24 @@ def test_the_shortcut_gives_the_headers_in_wire_order() -> None:
     (frame,) = FrameParser().feed(b"Content-Length: 2\nContent-Type: text/event-plain\n\nok")
     assert isinstance(frame, Frame)
     assert frame.headers == [("Content-Length", "2"), ("Content-Type", "text/event-plain")]
+
+
+def test_event_frames_fed_byte_by_byte_give_the_same_frames_as_fed_whole() -> None:
+    stream = (
+        b"".join(
+            b"Content-Length: %d\nContent-Type: text/event-plain\n\n%s" % (len(body), body)
+            for body in (b"Event-Name: A\n\n", b"", b"Event-Name: B\nX: 1\n\n")
+        )
+        + b"\nContent-Type: auth/request\n\n"
+    )
+    whole = FrameParser().feed(stream)
+    parser = FrameParser()
+    pieces = [frame for i in range(len(stream)) for frame in parser.feed(stream[i : i + 1])]
+    assert pieces == whole
+    assert [f.body for f in whole if isinstance(f, Frame)] == [
+        b"Event-Name: A\n\n",
+        b"",
+        b"Event-Name: B\nX: 1\n\n",
+        b"",
+    ]
+    assert parser.close() == []

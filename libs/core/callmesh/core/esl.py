@@ -217,6 +217,24 @@ class FrameParser:
                 pos += 1
             if pos >= size:
                 break
+            # Nearly every frame is an event with the usual two-line head: one match, no loop.
+            event = _EVENT_PLAIN_FRAME.match(buf, pos)
+            if event is not None:
+                size_text = event[1]
+                length = int(size_text)
+                if length <= self.max_body_bytes:
+                    headers = [
+                        ("Content-Length", size_text.decode()),
+                        ("Content-Type", "text/event-plain"),
+                    ]
+                    pos = self._scan = event.end()
+                    if size - pos < length:
+                        self._pending = (headers, length)
+                        break
+                    out.append(Frame(headers, bytes(buf[pos : pos + length])))
+                    pos += length
+                    self._scan = pos
+                    continue
             end, sep = _block_end(buf, max(pos, self._scan))
             if end < 0:
                 self._scan = max(pos, size - 2)
@@ -314,6 +332,10 @@ class FrameParser:
 
 # The outer head of an event frame as FreeSWITCH writes it (parsed as the line loop would).
 _EVENT_PLAIN_HEAD = re.compile(rb"Content-Length: ([0-9]{1,12})\nContent-Type: text/event-plain\n?")
+# The same head with its blank line, at the start of a frame in the buffer.
+_EVENT_PLAIN_FRAME = re.compile(
+    rb"Content-Length: ([0-9]{1,12})\nContent-Type: text/event-plain\n\n"
+)
 
 
 def _block_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int]:
