@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic_settings import SettingsConfigDict
 
 from callmesh.acd.adapters import config_store
+from callmesh.acd.api import config as api_config
+from callmesh.acd.api import live as api_live
 from callmesh.core.runtime import ServiceDefinition
 from callmesh.core.settings import ServiceSettings
 
@@ -29,4 +31,5 @@ def build(settings: AcdSettings) -> ServiceDefinition:
         settings=settings,
         domain_status=DOMAIN_STATUS,
         collections=(*config_store.COLLECTIONS,),
+        routers=(*api_config.routers(), *api_live.routers()),
     )
