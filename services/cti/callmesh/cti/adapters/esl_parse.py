@@ -198,11 +198,8 @@ def _alternation(names: Iterable[str], prefixes: Iterable[str]) -> str:
     return emit(trie)
 
 
-# After a newline: a picked header line (name, value; "Name:" alone is an empty value), or an
-# empty line (the end of the header block: group 3).
-_PICK = re.compile(
-    r"\n(?:(" + _alternation(PICKED, PICKED_PREFIXES) + r")(?:: ([^\n]*+)|:(?=\n|\Z))|(\n))"
-)
+# After a newline, a picked header line: its name and value ("Name:" alone is an empty value).
+_PICK = re.compile(r"\n(" + _alternation(PICKED, PICKED_PREFIXES) + r")(?:: ([^\n]*+)|:(?=\n|\Z))")
 
 
 def parse_event_fast(data: bytes) -> tuple[LazyHeaders, str | None]:
@@ -215,17 +212,17 @@ def parse_event_fast(data: bytes) -> tuple[LazyHeaders, str | None]:
     ``parse_event_lazy`` gives (the first of two same-named headers wins, percent-decoded on
     read). Any other payload, bad input included, is parsed by ``parse_event_lazy`` (same
     result, same errors). The one input read differently takes two faults at once: a line
-    without ": " made up for by a line with two, which ``parse_event_lazy`` refuses or misreads
-    (its own fast path trusts the same count); here the picked lines still read right.
+    without ": " (or an empty one) made up for by a line with two, which ``parse_event_lazy``
+    refuses or misreads (its own fast path trusts the same count); here the picked lines
+    still read right.
     """
+    # Every line but the final empty one holds a ": " (so none is empty: the block is the
+    # whole payload), and no Content-Length (an inner body).
     if data.endswith(b"\n\n") and data.count(b": ") == data.count(b"\n") - 1:
-        found = _PICK.findall("\n" + data.decode("utf-8", "replace"))
-        # Exactly one empty line, the last one; and no Content-Length (an inner body).
-        if found and found[-1][2] and found.count(("", "", "\n")) == 1:
-            del found[-1]
-            headers = {name: value for name, value, _ in reversed(found)}
-            if "Content-Length" not in headers and headers:
-                return LazyHeaders(headers, data), None
+        # Filled from the end: the first of two same-named headers wins.
+        headers = dict(reversed(_PICK.findall("\n" + data.decode("utf-8", "replace"))))
+        if headers and "Content-Length" not in headers:
+            return LazyHeaders(headers, data), None
     return parse_event_lazy(data)
 
 
