@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
 from callmesh.core.bus import Bus
 from callmesh.cti.adapters import bus as link_bus
-from callmesh.cti.adapters.bus import BusCallEvents
+from callmesh.cti.adapters.bus import BusCallEvents, uuid4_hexes
 from callmesh.cti.domain.normalize import CallEvent
 from callmesh.proto.subjects import STREAMS, Domain
 from callmesh.proto.v1.call_pb2 import CallHungUp
@@ -72,3 +73,14 @@ async def test_events_the_stream_did_not_store_are_published_again_later(
     assert publisher.retrying == 0
     assert await _stored(bus) == 5
     await publisher.close()
+
+
+def test_batch_ids_look_like_uuid4_hex_and_differ() -> None:
+    ids = uuid4_hexes(500)
+    assert len(set(ids)) == 500
+    for value in ids:
+        assert len(value) == 32
+        parsed = uuid.UUID(hex=value)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert parsed.hex == value

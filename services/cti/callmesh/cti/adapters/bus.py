@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections import deque
 from collections.abc import Sequence
@@ -30,6 +31,20 @@ PUBLISH_WINDOW = 1024
 # Call events kept for another try when the stream did not store them (beyond: the oldest lost).
 MAX_RETRY = 100_000
 RETRY_DELAY_S = 1.0
+
+
+# uuid4's version and variant bits, set on random bytes with one translate per batch.
+_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+
+
+def uuid4_hexes(count: int) -> list[str]:
+    """``count`` random ids formatted as ``uuid.uuid4().hex`` (one urandom call for all)."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_VARIANT)
+    text = raw.hex()
+    return [text[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
 def _label(body: str) -> str:
@@ -63,10 +78,12 @@ class BusCallEvents:
         """Call events waiting for another try."""
         return len(self._retry)
 
-    def envelope(self, event: CallEvent) -> Event:
-        """The bus envelope of a call event."""
+    def envelope(self, event: CallEvent, event_id: str = "") -> Event:
+        """The bus envelope of a call event (a fresh uuid4 hex id unless one is given)."""
         envelope = Event(
-            event_id=uuid.uuid4().hex, tenant_id=event.tenant_id, call_id=event.call_id
+            event_id=event_id or uuid.uuid4().hex,
+            tenant_id=event.tenant_id,
+            call_id=event.call_id,
         )
         envelope.source.CopyFrom(self._source)
         if event.time_us:
@@ -82,7 +99,9 @@ class BusCallEvents:
         publishes sent back to back, acks collected together, failures published again with the
         same ``Nats-Msg-Id``). Events still not stored wait in a bounded queue and go out again
         first with the next call, or after ``RETRY_DELAY_S`` (logged and counted)."""
-        envelopes = [self.envelope(event) for event in events]
+        envelope = self.envelope
+        ids = uuid4_hexes(len(events))
+        envelopes = [envelope(event, event_id) for event, event_id in zip(events, ids, strict=True)]
         if self._retry:
             envelopes[:0] = self._retry
             self._retry.clear()
