@@ -1,0 +1,1 @@
+"""The acd service at run time: partitions per tenant, the engine actor, switch commands."""
