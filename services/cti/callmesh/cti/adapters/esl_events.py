@@ -142,8 +142,19 @@ class AsyncEventReader:
     async def _consume(self) -> None:
         queue = self._queue
         sink = self._sink
+        held: Any = None
         while True:
-            item = await queue.get()
+            item = held if held is not None else await queue.get()
+            held = None
+            # Batches read while the previous one was being handled go over as one (fewer,
+            # larger publishes), up to _BATCH events; a marker keeps its place after them.
+            if type(item) is list:
+                while len(item) < _BATCH and not queue.empty():
+                    following = queue.get_nowait()
+                    if type(following) is not list or len(item) + len(following) > _BATCH:
+                        held = following
+                        break
+                    item = item + following
             try:
                 if type(item) is list:
                     await sink.on_events(item)
