@@ -9,6 +9,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from callmesh.core.runtime import Runtime, create_app
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.tenancy import TenantInfo, TenantStatus
 from callmesh.proto.subjects import AcdOp, Bucket, Service
-from callmesh.proto.v1 import acd_pb2
+from callmesh.proto.v1 import acd_pb2, agent_pb2
 
 A, B = "acme", "globex"
 
@@ -159,4 +160,51 @@ async def config_owner(bus: Bus, tenant_id: str) -> Owner:
         acd_pb2.ConfigChanged,
         lambda _r: acd_pb2.ConfigChangedReply(applied=True),
     )
+    return owner
+
+
+READY = agent_pb2.AGENT_STATE_READY
+
+
+def live_reply(request: acd_pb2.LiveRequest) -> acd_pb2.LiveReply:
+    """Two queues, a waiting call each, one agent; filtered as the owner does."""
+    reply = acd_pb2.LiveReply(owner="acd-1", fencing_token=7)
+    for queue_id, waiting in (("sales", 2), ("support", 0)):
+        if request.queue_ids and queue_id not in request.queue_ids:
+            continue
+        reply.queues.add(queue_id=queue_id, waiting=waiting, longest_wait_s=12.5, open=True)
+    if request.include_calls:
+        reply.calls.add(call_id="c-2", queue_id="sales", position=2, waited_s=3.0)
+        reply.calls.add(call_id="c-1", queue_id="sales", position=1, waited_s=12.5)
+    if request.include_agents:
+        agent = reply.agents.add(agent_id="ag-1", state=READY, endpoint="user:1001")
+        agent.skills.add(name="french", level=4)
+        agent.since.FromDatetime(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    return reply
+
+
+def command_reply(request: acd_pb2.AgentCommand) -> acd_pb2.AgentCommandReply:
+    """Refuse a break, accept anything else."""
+    if request.agent_id == "busy":
+        return acd_pb2.AgentCommandReply(
+            ok=False,
+            error_code=acd_pb2.ACD_ERROR_CODE_REFUSED,
+            message="too many agents of team-a on break",
+            state=READY,
+        )
+    return acd_pb2.AgentCommandReply(ok=True, state=agent_pb2.AGENT_STATE_NOT_READY, reason="x")
+
+
+async def owner_of(bus: Bus, tenant_id: str = A) -> Owner:
+    """A stand-in owner answering live views and agent commands (it refuses agent ``busy``)."""
+    owner = Owner(bus, tenant_id)
+    await owner.serve(AcdOp.LIVE, acd_pb2.LiveRequest, live_reply)
+    for op in (
+        AcdOp.AGENT_READY,
+        AcdOp.AGENT_NOT_READY,
+        AcdOp.AGENT_BREAK,
+        AcdOp.AGENT_LOGOUT,
+        AcdOp.AGENT_SKILLS,
+    ):
+        await owner.serve(op, acd_pb2.AgentCommand, command_reply)
     return owner

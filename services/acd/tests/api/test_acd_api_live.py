@@ -4,67 +4,20 @@ tenant's acd subjects answers; nobody owning the tenant is a 503; a refusal is a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 
 from callmesh.core.bus import Bus
 from callmesh.core.settings import PlatformSettings
 from callmesh.proto.subjects import AcdOp
-from callmesh.proto.v1 import acd_pb2, agent_pb2
 
-from .acd_api import A, Acd, Owner, running_acd
-
-READY = agent_pb2.AGENT_STATE_READY
+from .acd_api import A, Acd, owner_of, running_acd
 
 
 @pytest.fixture
 async def acd(platform_settings: PlatformSettings, bus: Bus) -> AsyncIterator[Acd]:
     async with running_acd(platform_settings, bus) as running:
         yield running
-
-
-def live_reply(request: acd_pb2.LiveRequest) -> acd_pb2.LiveReply:
-    """Two queues, a waiting call each, one agent; filtered as the owner does."""
-    reply = acd_pb2.LiveReply(owner="acd-1", fencing_token=7)
-    for queue_id, waiting in (("sales", 2), ("support", 0)):
-        if request.queue_ids and queue_id not in request.queue_ids:
-            continue
-        reply.queues.add(queue_id=queue_id, waiting=waiting, longest_wait_s=12.5, open=True)
-    if request.include_calls:
-        reply.calls.add(call_id="c-2", queue_id="sales", position=2, waited_s=3.0)
-        reply.calls.add(call_id="c-1", queue_id="sales", position=1, waited_s=12.5)
-    if request.include_agents:
-        agent = reply.agents.add(agent_id="ag-1", state=READY, endpoint="user:1001")
-        agent.skills.add(name="french", level=4)
-        agent.since.FromDatetime(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
-    return reply
-
-
-def command_reply(request: acd_pb2.AgentCommand) -> acd_pb2.AgentCommandReply:
-    """Refuse a break, accept anything else."""
-    if request.agent_id == "busy":
-        return acd_pb2.AgentCommandReply(
-            ok=False,
-            error_code=acd_pb2.ACD_ERROR_CODE_REFUSED,
-            message="too many agents of team-a on break",
-            state=READY,
-        )
-    return acd_pb2.AgentCommandReply(ok=True, state=agent_pb2.AGENT_STATE_NOT_READY, reason="x")
-
-
-async def owner_of(bus: Bus) -> Owner:
-    owner = Owner(bus, A)
-    await owner.serve(AcdOp.LIVE, acd_pb2.LiveRequest, live_reply)
-    for op in (
-        AcdOp.AGENT_READY,
-        AcdOp.AGENT_NOT_READY,
-        AcdOp.AGENT_BREAK,
-        AcdOp.AGENT_LOGOUT,
-        AcdOp.AGENT_SKILLS,
-    ):
-        await owner.serve(op, acd_pb2.AgentCommand, command_reply)
-    return owner
 
 
 async def test_live_views_come_from_the_owner(acd: Acd, bus: Bus) -> None:
