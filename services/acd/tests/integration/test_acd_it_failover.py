@@ -60,8 +60,12 @@ async def test_the_owner_dies_mid_load_and_the_other_replica_takes_over(h: AcdHa
     # Offers are out (phones ringing), nobody answered yet: the owner dies now.
     await eventually(lambda: len(h.originates()) >= 2, "offers in flight")
     old_token = h.originates()[0].fencing_token
+    answered = {e.call_answered.channel_uuid for e in h.of("call_answered")}
+    ringing = [o for o in h.originates() if o.originate.channel_uuid not in answered]
     crashed_at = time.monotonic()
     await h.crash_acd(owner)
+    # The scenario holds: offers were ringing, not yet answered, when the owner died.
+    assert ringing
 
     await eventually(lambda: _holder_is(h, survivor), "the survivor owns the tenant", timeout=60)
     # Every call is eventually either with an agent or waiting in the survivor's queue.
@@ -88,14 +92,31 @@ async def test_the_owner_dies_mid_load_and_the_other_replica_takes_over(h: AcdHa
         assert call.call_id in enqueued_at
     for caller in callers:
         assert caller.ready, f"call {caller.uuid} was dropped"
-    # The survivor's commands carry its newer token; no agent ever had two live offers.
+    assert all(c.lease == "acd.acme" for c in h.originates())
+
+    # The first four callers hang up: the survivor offers the four waiting calls, with its
+    # newer token, and every call of the load has reached an agent.
+    bridged_first = {e.call_bridged.a_channel_uuid for e in h.of("call_bridged")}
+    for caller in callers:
+        if caller.uuid in bridged_first:
+            await caller.far_hangup()
+    await eventually(
+        lambda: (
+            {c.uuid for c in callers}
+            <= {e.call_bridged.a_channel_uuid for e in h.of("call_bridged")}
+        ),
+        "every call answered",
+        timeout=60,
+    )
     newer = [c for c in h.originates() if c.fencing_token > old_token]
     assert newer
-    assert all(c.lease == "acd.acme" for c in h.originates())
+    assert {c.call_id for c in newer} >= set(live_ids)
+    # No phone ever had two legs at once, no agent two live offers (originates on the bus).
     assert max(h.legs_max.values()) == 1, h.legs_max
     assert h.double_offers() == []
     for caller in callers:
-        await caller.far_hangup()
+        if caller.ready:
+            await caller.far_hangup()
 
 
 async def _holder_is(h: AcdHarness, instance: str) -> bool:
