@@ -24,7 +24,10 @@ Run: .tools/uv/bin/uv run --frozen --all-packages python bench/cti_link.py [--ca
    ``SwitchReply``: bus → link → bgapi → BACKGROUND_JOB → reply, p50/p99.
 
 The link's process runs on one core: the gevent thread and the asyncio loop share one GIL; the
-switch stand-ins and nats-server run in other processes.
+switch stand-ins and nats-server run in other processes. Each link row also gives the CPU time
+of the link's process (all threads, user + system, from the connection to the last ack) per ESL
+event: 1e6 / that is the rate one core of its own would sustain, which the events/s column only
+shows when nothing else wants the machine's cores.
 """
 
 from __future__ import annotations
@@ -199,6 +202,7 @@ class CountingPublisher:
         self.inner = inner
         self.published = 0
         self.last = 0.0
+        self.last_cpu = 0.0
 
     async def publish_call_events(self, events: Sequence[CallEvent]) -> None:
         if self.inner is not None:
@@ -208,6 +212,7 @@ class CountingPublisher:
         else:
             self.published += len(events)
         self.last = time.perf_counter()
+        self.last_cpu = time.process_time()
 
 
 @dataclass
@@ -216,10 +221,16 @@ class LinkRun:
     events: int
     published: int
     seconds: float
+    # CPU time of this process (all its threads, user + system) over the same span; 0: not taken.
+    cpu_seconds: float = 0.0
 
     @property
     def per_second(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
 
 
 def expected_call_events(payload: bytes) -> int:
@@ -255,6 +266,7 @@ async def measure_link(
     link.switch = esl
     # From the connection on (its cost is in): the burst follows the channel snapshot.
     began = time.perf_counter()
+    began_cpu = time.process_time()
     await esl.start()
     if events is not None:
         await events.start()
@@ -271,7 +283,13 @@ async def measure_link(
             f"{label}: {link.events_seen} of {expected} events, "
             f"{publisher.published} of {calls_expected} call events"
         )
-    return LinkRun(label, link.events_seen, publisher.published, publisher.last - began)
+    return LinkRun(
+        label,
+        link.events_seen,
+        publisher.published,
+        publisher.last - began,
+        publisher.last_cpu - began_cpu,
+    )
 
 
 class CountingSink:
@@ -280,10 +298,12 @@ class CountingSink:
     def __init__(self) -> None:
         self.events = 0
         self.last = 0.0
+        self.last_cpu = 0.0
 
     async def on_events(self, batch: Sequence[Any]) -> None:
         self.events += len(batch)
         self.last = time.perf_counter()
+        self.last_cpu = time.process_time()
 
     async def on_snapshot_begin(self) -> None:
         pass
@@ -300,12 +320,15 @@ async def measure_raw_asyncio(port: int, expected: int) -> LinkRun:
     sink = CountingSink()
     reader = AsyncEventReader(sink, "127.0.0.1", port, "ClueCon")
     began = time.perf_counter()
+    began_cpu = time.process_time()
     await reader.start()
     deadline = time.monotonic() + 600
     while sink.events < expected and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
     await reader.stop()
-    return LinkRun("asyncio reader only", sink.events, 0, sink.last - began)
+    return LinkRun(
+        "asyncio reader only", sink.events, 0, sink.last - began, sink.last_cpu - began_cpu
+    )
 
 
 def measure_parse_only(payload: bytes, expected: int, *, whole: bool = False) -> LinkRun:
@@ -314,16 +337,18 @@ def measure_parse_only(payload: bytes, expected: int, *, whole: bool = False) ->
     parser = FrameParser()
     events = 0
     began = time.perf_counter()
+    began_cpu = time.process_time()
     for start in range(0, len(payload), READ_SIZE):
         for frame in parser.feed(payload[start : start + READ_SIZE]):
             if isinstance(frame, Frame) and frame.content_type == "text/event-plain":
                 parse(frame.body)
                 events += 1
     seconds = time.perf_counter() - began
+    cpu = time.process_time() - began_cpu
     if events != expected:
         raise RuntimeError(f"parse only: {events} of {expected} events")
     label = "FrameParser + whole (lazy) parse only" if whole else "FrameParser + fast parse only"
-    return LinkRun(label, events, 0, seconds)
+    return LinkRun(label, events, 0, seconds, cpu)
 
 
 async def measure_stages(payload: bytes, bus: Bus, rounds: int) -> dict[str, float]:
@@ -492,6 +517,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 runs.append(run)
                 print(
                     f"  round {round_ + 1}: {label:36} {run.per_second:10,.0f} events/s "
+                    f"{run.cpu_us_per_event:7.1f} CPU us/event "
                     f"({run.published} call events published)",
                     flush=True,
                 )
@@ -502,7 +528,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 measure_parse_only(payload, expected, whole=True),
             ):
                 runs.append(raw)
-                print(f"  round {round_ + 1}: {raw.label:36} {raw.per_second:10,.0f} events/s")
+                cpu = f"{raw.cpu_us_per_event:7.1f} CPU us/event" if raw.cpu_seconds else ""
+                print(
+                    f"  round {round_ + 1}: {raw.label:36} {raw.per_second:10,.0f} events/s {cpu}"
+                )
         print("stages of the event path, alone …", flush=True)
         stages = await measure_stages(payload, bus, args.repeat)
         print(f"command round trip ({args.commands} commands) …", flush=True)
@@ -524,6 +553,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "call_events_published": mine[0].published,
                 "median_per_second": statistics.median(r.per_second for r in mine),
                 "best_per_second": max(r.per_second for r in mine),
+                "median_cpu_us_per_event": (
+                    statistics.median(r.cpu_us_per_event for r in mine)
+                    if all(r.cpu_seconds for r in mine)
+                    else None
+                ),
             }
         )
     return {
@@ -559,9 +593,14 @@ def main() -> None:
     args.load = os.getloadavg()[0]
     report = asyncio.run(main_async(args))
     print()
-    print(f"{'path':38} {'median ev/s':>12} {'best ev/s':>12}")
+    print(f"{'path':38} {'median ev/s':>12} {'best ev/s':>12} {'CPU us/ev':>10} {'ev/CPU-s':>10}")
     for row in report["summary"]:
-        print(f"{row['path']:38} {row['median_per_second']:12,.0f} {row['best_per_second']:12,.0f}")
+        cpu = row["median_cpu_us_per_event"]
+        cpu_text = f"{cpu:10.1f} {1e6 / cpu:10,.0f}" if cpu else f"{'-':>10} {'-':>10}"
+        print(
+            f"{row['path']:38} {row['median_per_second']:12,.0f} "
+            f"{row['best_per_second']:12,.0f} {cpu_text}"
+        )
     print(f"\n{'stage (alone, best of the rounds)':44} {'us/ESL event':>12}")
     for stage, us in report["stages_us_per_esl_event"].items():
         print(f"{stage:44} {us:12.2f}")
