@@ -202,6 +202,7 @@ class Partition:
         self._save_due: float | None = None
         self._metrics_due = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._answers: set[asyncio.Task[None]] = set()
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._waiting_replies: set[asyncio.Future[Message]] = set()
         self._callers: dict[str, CallerLeg] = {}
@@ -298,8 +299,13 @@ class Partition:
         if final_snapshot and self.engine is not None and not self._fenced:
             try:
                 await self._save()
-            except Exception:
-                log.exception("final snapshot failed", extra={"tenant_id": self.tenant_id})
+            except (Fenced, DomainError, nats.errors.Error, TimeoutError) as err:
+                # A dead connection's traceback says nothing more.
+                log.warning(
+                    "final snapshot failed: %s",
+                    str(err) or type(err).__name__,
+                    extra={"tenant_id": self.tenant_id},
+                )
         for task in list(self._tasks) + list(self._lanes.values()):
             task.cancel()
         await asyncio.gather(*self._tasks, *self._lanes.values(), return_exceptions=True)
@@ -311,6 +317,8 @@ class Partition:
             if not done:
                 self._publisher.cancel()
             await asyncio.gather(self._publisher, return_exceptions=True)
+        if self._answers:
+            await asyncio.wait(set(self._answers), timeout=1.0)
         await self.calendar.close()
         self.ctx.metrics.forget(self.tenant_id)
         if self.engine is not None:
@@ -405,9 +413,10 @@ class Partition:
         )
 
     async def _on_request(self, msg: Msg) -> None:
+        # Not among the tasks a stop cancels: every request gets an answer (Unavailable then).
         task = asyncio.create_task(self._answer(msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
 
     async def _answer(self, msg: Msg) -> None:
         op_name = msg.subject.rsplit(".", 1)[-1]
