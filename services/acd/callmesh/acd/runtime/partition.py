@@ -1230,7 +1230,7 @@ def encode_snapshot(doc: dict[str, Any], compress_over: int) -> bytes:
     """JSON bytes; zlib-compressed behind a ``z`` when bigger than ``compress_over``."""
     data = json.dumps(doc, separators=(",", ":")).encode()
     if len(data) > compress_over:
-        return _ZLIB + zlib.compress(data, 6)
+        return _ZLIB + zlib.compress(data, 1)
     return data
 
 
