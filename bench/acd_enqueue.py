@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 
@@ -201,6 +202,11 @@ class Result:
     enqueue_to_originate_ms: dict[str, float]
     enqueue_reply_ms: dict[str, float]
     achieved_rate: float
+    # A bare NATS request/reply (an echo in this process) at the same rate: the transport floor.
+    echo_floor_ms: dict[str, float] = field(default_factory=dict)
+    # From the acd's /metrics: write-ahead snapshots (count, mean ms, last size) and the engine's
+    # routing decisions (mean µs).
+    acd_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -260,6 +266,7 @@ async def drive(
         # Stragglers: an originate may come just after its enqueue reply.
         await asyncio.sleep(1.0)
         latencies = [node.originated[c] - t for c, t in sent.items() if c in node.originated]
+        floor = await echo_floor(bus, rate, min(total, 250))
         return Result(
             rate=rate,
             seconds=seconds,
@@ -270,11 +277,75 @@ async def drive(
             enqueue_to_originate_ms=summary(latencies),
             enqueue_reply_ms=summary(replies),
             achieved_rate=achieved,
+            echo_floor_ms=summary(floor),
         )
     finally:
         for task in list(node.tasks):
             task.cancel()
         await bus.close()
+
+
+async def echo_floor(bus: Bus, rate: float, count: int) -> list[float]:
+    """Round trips of a bare request to an echo responder on the same server, at ``rate``."""
+    subject = f"{bus.subjects.prefix}.bench.echo"
+
+    async def echo(msg: Msg) -> None:
+        await bus.nc.publish(msg.reply, msg.data)
+
+    sub = await bus.nc.subscribe(subject, cb=echo)
+    samples: list[float] = []
+
+    async def one() -> None:
+        started = time.perf_counter()
+        await bus.nc.request(subject, b"x" * 64, timeout=5)
+        samples.append(time.perf_counter() - started)
+
+    tasks = []
+    began = time.perf_counter()
+    for i in range(count):
+        pause = began + i / rate - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        tasks.append(asyncio.ensure_future(one()))
+    await asyncio.gather(*tasks)
+    await sub.unsubscribe()
+    return samples
+
+
+def acd_metrics(base_url: str) -> dict[str, float]:
+    """Snapshot and routing figures from the acd's Prometheus endpoint."""
+    text = httpx.get(f"{base_url}/metrics", timeout=5).text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, _, value = line.rpartition(" ")
+        base = name.split("{", 1)[0]
+        if base in (
+            "callmesh_acd_snapshot_seconds_sum",
+            "callmesh_acd_snapshot_seconds_count",
+            "callmesh_acd_snapshot_bytes",
+            "callmesh_acd_routing_seconds_sum",
+            "callmesh_acd_routing_seconds_count",
+        ):
+            values[base] = values.get(base, 0.0) + float(value)
+    snapshots = values.get("callmesh_acd_snapshot_seconds_count", 0.0)
+    decisions = values.get("callmesh_acd_routing_seconds_count", 0.0)
+    return {
+        "snapshots": snapshots,
+        "snapshot_mean_ms": (
+            values.get("callmesh_acd_snapshot_seconds_sum", 0.0) / snapshots * 1000
+            if snapshots
+            else float("nan")
+        ),
+        "snapshot_bytes": values.get("callmesh_acd_snapshot_bytes", float("nan")),
+        "routing_decisions": decisions,
+        "routing_mean_us": (
+            values.get("callmesh_acd_routing_seconds_sum", 0.0) / decisions * 1e6
+            if decisions
+            else float("nan")
+        ),
+    }
 
 
 async def wait_owner(bus: Bus, timeout: float = 30) -> str:
@@ -345,6 +416,7 @@ def main() -> None:
             result = asyncio.run(
                 drive(settings, args.rate, args.seconds, args.agents, args.hold, args.answer_delay)
             )
+            result.acd_metrics = acd_metrics(acd.base_url)
         finally:
             if acd is not None:
                 acd.terminate()
@@ -355,11 +427,22 @@ def main() -> None:
     print()
     print(f"{'measure':<28} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     print("-" * 64)
-    for name, row in (("enqueue -> originate", o), ("enqueue reply round trip", r)):
+    rows = (
+        ("enqueue -> originate", o),
+        ("enqueue reply round trip", r),
+        ("echo request (floor)", result.echo_floor_ms),
+    )
+    for name, row in rows:
         print(f"{name:<28} {row['p50']:8.2f} {row['p90']:8.2f} {row['p99']:8.2f} {row['max']:8.2f}")
     print(
         f"\ncalls {result.calls} at {result.achieved_rate:.1f}/s (asked {result.rate:g}), "
         f"routed {result.routed}, refused {result.refused}, agents {result.agents}"
+    )
+    m = result.acd_metrics
+    print(
+        f"acd: {m['snapshots']:.0f} write-ahead snapshots, mean {m['snapshot_mean_ms']:.2f} ms, "
+        f"last {m['snapshot_bytes']:.0f} bytes; {m['routing_decisions']:.0f} engine calls, "
+        f"mean {m['routing_mean_us']:.0f} µs"
     )
     report = {
         "benchmark": "acd_enqueue",
