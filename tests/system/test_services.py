@@ -19,7 +19,7 @@ from callmesh.core.testing import ServiceProcess, settings_env, start_service, w
 from callmesh.proto.subjects import STREAMS
 
 SERVICES = ("admin", "ivr", "acd", "cti", "outbound", "qa", "wfm")
-UNBUILT = ("ivr", "acd", "outbound", "qa", "wfm")
+UNBUILT = ("ivr", "outbound", "qa", "wfm")
 HELPERS = Path(__file__).parent / "helpers"
 
 
