@@ -135,7 +135,8 @@ class _OfferOutcome:
     reason: fx.NoAnswerReason = fx.NoAnswerReason.SWITCH_ERROR
 
 
-_Input = _Request | _CallEvent | _OfferOutcome | None
+_Work = _Request | _CallEvent | _OfferOutcome
+_Input = _Work | None
 
 
 @dataclass
@@ -215,6 +216,7 @@ class Partition:
         self._playing: set[str] = set()
         self._fenced = False
         self._fence_task: asyncio.Future[None] | None = None
+        self._counted = False
         self._tracer = telemetry.tracer("callmesh.acd")
 
     @property
@@ -273,6 +275,7 @@ class Partition:
         self._ops_sub = await self.bus.nc.subscribe(subject, cb=self._on_request)
         await self.bus.nc.flush()
         self.ctx.metrics.partitions.inc()
+        self._counted = True
 
     async def stop(self, *, final_snapshot: bool) -> None:
         """Stop at once: no more requests, events or commands; a final snapshot when asked."""
@@ -321,7 +324,7 @@ class Partition:
             await asyncio.wait(set(self._answers), timeout=1.0)
         await self.calendar.close()
         self.ctx.metrics.forget(self.tenant_id)
-        if self.engine is not None:
+        if self._counted:
             self.ctx.metrics.partitions.dec()
 
     # -- snapshots ------------------------------------------------------------------------------
@@ -480,15 +483,23 @@ class Partition:
             while len(batch) < self.options.max_batch and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
             stop = any(item is None for item in batch)
+            inputs = [item for item in batch if item is not None]
             try:
-                await self._turn([item for item in batch if item is not None])
+                await self._turn(inputs)
             except Fenced as err:
                 await self._fence(str(err))
                 return
             except Exception:
                 log.exception("acd turn failed", extra={"tenant_id": self.tenant_id})
+                self._fail_replies(inputs)
             if stop:
                 return
+
+    def _fail_replies(self, inputs: list[_Work]) -> None:
+        """Every request of a failed turn still gets an answer."""
+        for item in inputs:
+            if isinstance(item, _Request) and not item.reply.done():
+                item.reply.set_exception(RuntimeError("the acd turn failed"))
 
     def _next_wake(self) -> float | None:
         assert self.engine is not None
@@ -500,27 +511,33 @@ class Partition:
             times.append(self._save_due)
         return min(times)
 
-    async def _turn(self, batch: list[_Input]) -> None:
+    async def _turn(self, batch: list[_Work]) -> None:
         engine = self.engine
         assert engine is not None
         now = time.time()
         turn = _Turn()
         for item in batch:
-            if isinstance(item, _Request):
-                try:
-                    reply = await self._request(item.op, item.request, now, turn)
-                    turn.replies.append((item.reply, reply))
-                except DomainError as err:
+            try:
+                if isinstance(item, _Request):
+                    try:
+                        reply = await self._request(item.op, item.request, now, turn)
+                        turn.replies.append((item.reply, reply))
+                    except DomainError as err:
+                        turn.replies.append((item.reply, err))
+                    if item.op not in _READ_ONLY:
+                        turn.persist = True
+                elif isinstance(item, _CallEvent):
+                    if item.seq > self.stream_seq:
+                        self.stream_seq = item.seq
+                        self._dirty = True
+                    turn.effects += self._call_event(item.event, now)
+                elif isinstance(item, _OfferOutcome):
+                    turn.effects += self._outcome(item, now)
+            except Exception as err:
+                # One bad input must not take the others of the turn (or the loop) with it.
+                log.exception("acd input failed", extra={"tenant_id": self.tenant_id})
+                if isinstance(item, _Request):
                     turn.replies.append((item.reply, err))
-                if item.op not in _READ_ONLY:
-                    turn.persist = True
-            elif isinstance(item, _CallEvent):
-                if item.seq > self.stream_seq:
-                    self.stream_seq = item.seq
-                    self._dirty = True
-                turn.effects += self._call_event(item.event, now)
-            elif isinstance(item, _OfferOutcome):
-                turn.effects += self._outcome(item, now)
         deadline = engine.next_deadline()
         if deadline is not None and deadline <= now:
             turn.effects += self._timed("tick", lambda: engine.tick(now))
