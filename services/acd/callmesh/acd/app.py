@@ -29,7 +29,7 @@ class AcdSettings(ServiceSettings):
     # Partition lease TTL; unset = the platform's lease_ttl_s (CALLMESH_LEASE_TTL_S).
     lease_ttl_s: float | None = None
     snapshot_debounce_s: float = 0.2
-    snapshot_compress_over: int = 256 * 1024
+    snapshot_compress_over: int = 16 * 1024
     command_timeout_s: float = 5.0
     originate_extra_timeout_s: float = 5.0
     calendar_timeout_s: float = 2.0

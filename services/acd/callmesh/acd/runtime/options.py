@@ -17,7 +17,7 @@ class RuntimeOptions:
     # request replies and offers wait for theirs (write-ahead).
     snapshot_debounce_s: float = 0.2
     # Snapshots bigger than this are stored zlib-compressed.
-    snapshot_compress_over: int = 256 * 1024
+    snapshot_compress_over: int = 16 * 1024
     # Reply timeout of switch commands other than originate.
     command_timeout_s: float = 5.0
     # An originate's reply comes when the agent answers: its timeout is the offer's plus this.
