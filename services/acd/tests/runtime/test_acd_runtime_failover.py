@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from callmesh.acd.domain.config import TenantAcdConfig
+from callmesh.acd.runtime import partition
 from callmesh.acd.runtime.partition import decode_snapshot
 from callmesh.core.bus import Bus
 from callmesh.core.settings import PlatformSettings
@@ -52,8 +53,10 @@ async def holder(bus: Bus) -> str:
 
 
 async def test_a_clean_stop_hands_the_tenant_over_with_its_calls_and_agents(
-    rig: Rig, bus: Bus
+    rig: Rig, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Every snapshot takes the big-tenant path (encoded in a thread).
+    monkeypatch.setattr(partition, "_THREAD_OVER", 0)
     await rig.configure(config())
     await rig.start_acd("acd-a")
     await eventually(lambda: holder(bus), "acd-a owns the tenant")

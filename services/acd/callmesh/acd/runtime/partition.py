@@ -80,6 +80,8 @@ from callmesh.proto.v1.switch_pb2 import (
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FORMAT = 1
+# Snapshots of tenants with at least this many agents and calls are encoded in a thread.
+_THREAD_OVER = 2000
 _ZLIB = b"z"
 
 _AGENT_OPS = frozenset(
@@ -371,7 +373,18 @@ class Partition:
         """Write the snapshot (compare-and-set on our last revision: a successor's wins)."""
         assert self._kv is not None
         began = time.perf_counter()
-        data = encode_snapshot(self.snapshot_doc(), self.options.snapshot_compress_over)
+        doc = self.snapshot_doc()
+        engine = self.engine
+        assert engine is not None
+        if len(engine.agents) + len(engine.calls) >= _THREAD_OVER:
+            # A big tenant's JSON takes long: encoded in a thread so the other partitions of
+            # the process keep going (the engine is not touched meanwhile: only this actor,
+            # waiting here, ever does).
+            data = await asyncio.to_thread(
+                encode_snapshot, doc, self.options.snapshot_compress_over
+            )
+        else:
+            data = encode_snapshot(doc, self.options.snapshot_compress_over)
         try:
             if self._revision:
                 self._revision = await self._kv.update(self.tenant_id, data, last=self._revision)
