@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from callmesh.acd.domain.config import TenantAcdConfig
+from callmesh.acd.domain.config import Announcements, TenantAcdConfig
 from callmesh.core.bus import Bus
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.store import Store
 from callmesh.proto.subjects import AcdOp
 from callmesh.proto.v1.agent_pb2 import AgentState, NoAnswerReason
 from callmesh.proto.v1.queue_pb2 import QueueLeaveReason
+from callmesh.proto.v1.switch_pb2 import BroadcastLeg
 
 from .acd_runtime_rig import NODE, Rig, agent, call_id, eventually, queue, running
 
@@ -152,3 +153,28 @@ async def test_a_caller_hanging_up_during_the_offer_stops_the_ringing_and_frees_
     assert len(rig.node.of("originate")) == 1
     assert all(c.WhichOneof("command") != "bridge" for c in rig.node.commands)
     assert NODE
+
+
+async def test_the_agent_id_greeting_is_played_to_the_caller_once_bridged(rig: Rig) -> None:
+    greeting = Announcements(moh="moh/default", agent_id_greeting=True, languages=("en",))
+    await rig.configure(
+        TenantAcdConfig(
+            tenant_id="acme",
+            queues={"sales": queue("sales", skill="sales", announcements=greeting)},
+            agents={"ann": agent("ann", "1001", sales=3)},
+        )
+    )
+    await rig.start_acd("acd-1")
+    assert (await rig.agent(AcdOp.AGENT_LOGIN, "ann", ready=True)).ok
+    call = call_id()
+    assert (await rig.enqueue(call, "sales")).ok
+    casts = await eventually(
+        lambda: len(rig.node.of("broadcast")) >= 2 and rig.node.of("broadcast"), "greeting"
+    )
+    kinds = [c.WhichOneof("command") for c in rig.node.commands if c.call_id == call]
+    assert kinds.index("bridge") < kinds.index("broadcast")
+    assert [(c.broadcast.channel_uuid, c.broadcast.file) for c in casts] == [
+        (call, "acd/en/agent_id.wav"),
+        (call, "phrase:callmesh_say:ann"),
+    ]
+    assert all(c.broadcast.leg == BroadcastLeg.BROADCAST_LEG_A for c in casts)
