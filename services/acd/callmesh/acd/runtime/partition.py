@@ -538,7 +538,9 @@ class Partition:
                     except DomainError as err:
                         turn.replies.append((item.reply, err))
                     if item.op not in _READ_ONLY:
+                        # A change may have no effect to show (a pending not-ready): stored anyway.
                         turn.persist = True
+                        self._dirty = True
                 elif isinstance(item, _CallEvent):
                     if item.seq > self.stream_seq:
                         self.stream_seq = item.seq
