@@ -79,6 +79,8 @@ def tenant_config(variant: int) -> TenantAcdConfig:
 
 def check_invariants(engine: AcdEngine) -> None:
     """The engine's promises, checked from its internals."""
+    full = json.loads(json.dumps(engine.snapshot()))
+    assert json.loads(engine.snapshot_json()) == full, "the cached snapshot JSON is stale"
     named = Counter(o.agent_id for o in engine.offers.values())
     for a in engine.agents.values():
         if a.state in (AgentState.RESERVED, AgentState.RINGING):

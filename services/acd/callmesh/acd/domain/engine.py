@@ -24,6 +24,7 @@ Rules every method keeps:
 from __future__ import annotations
 
 import heapq
+import json
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -473,6 +474,7 @@ class AcdEngine:
             if a is not None and a.offer_id == offer_id:
                 self._available(a, now, out)
         c.offers.clear()
+        c.touch()
 
     def _back_to_head(self, c: Call, now: float) -> None:
         c.phase = "waiting"
@@ -507,6 +509,7 @@ class AcdEngine:
             )
             self.offers[offer_id] = offer
             c.offers[offer_id] = a.agent_id
+            c.touch()
             self._rr_seq += 1
             self._rr.setdefault(c.queue_id, {})[a.agent_id] = self._rr_seq
             self._set_state(a, AgentState.RESERVED, "offer", "", now, out)
@@ -617,6 +620,7 @@ class AcdEngine:
         if target.kind is OverflowKind.QUEUE:
             c.queue_id = target.target
             c.visited.append(target.target)
+            c.touch()
             c.entered_at = now
             c.head = False
             c.phase = "waiting"
@@ -872,6 +876,7 @@ class AcdEngine:
                 )
                 if c is not None:
                     c.offers.pop(a.offer_id, None)
+                    c.touch()
                     if not c.offers and c.phase == "offering":
                         self._back_to_head(c, now)
             a.offer_id = ""
@@ -1003,6 +1008,7 @@ class AcdEngine:
         q = self.config.queues.get(c.queue_id)
         del self.offers[offer_id]
         c.offers.pop(offer_id, None)
+        c.touch()
         greeting = (
             Prompt("acd/agent_id", {"agent_id": a.agent_id})
             if q is not None and q.announcements.agent_id_greeting
@@ -1040,6 +1046,7 @@ class AcdEngine:
         q = self.config.queues.get(c.queue_id)
         del self.offers[offer_id]
         c.offers.pop(offer_id, None)
+        c.touch()
         a.offer_id = ""
         a.call_id = a.queue_id = ""
         self._roll_agent(a, now)
@@ -1211,6 +1218,7 @@ class AcdEngine:
         )
         self.offers[offer_id] = offer
         c.offers[offer_id] = a.agent_id
+        c.touch()
         self._set_state(a, AgentState.RESERVED, "offer", "", now, out)
         a.offer_id, a.call_id, a.queue_id = offer_id, c.call_id, c.queue_id
         self._stat(c.queue_id).offered += 1
@@ -1385,15 +1393,21 @@ class AcdEngine:
 
     # -- persistence -----------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-able state so a new owner continues where this one stopped."""
+    def snapshot(self, *, entities: bool = True) -> dict[str, Any]:
+        """JSON-able state so a new owner continues where this one stopped (``entities`` False:
+        without agents, calls and offers — ``snapshot_json`` adds them from its cache)."""
         state = self._rng.getstate()
+        head: dict[str, Any] = {}
+        if entities:
+            head = {
+                "agents": [a.record() for a in self.agents.values()],
+                "calls": [c.record() for c in self.calls.values()],
+                "offers": [o.record() for o in self.offers.values()],
+            }
         return {
+            **head,
             "version": SNAPSHOT_VERSION,
             "tenant_id": self.tenant_id,
-            "agents": [a.record() for a in self.agents.values()],
-            "calls": [c.record() for c in self.calls.values()],
-            "offers": [o.record() for o in self.offers.values()],
             "stats": {qid: dict(st.__dict__) for qid, st in self.stats.items()},
             "stats_day": self._stats_day,
             "rr": self._rr,
@@ -1403,6 +1417,16 @@ class AcdEngine:
             "timers": [list(t) for t in self._timers.heap],
             "rng": [state[0], list(state[1]), state[2]],
         }
+
+    def snapshot_json(self) -> str:
+        """``snapshot()`` as JSON text, re-encoding only the agents, calls and offers that changed
+        since the last call (the runtime writes it ahead of every reply and offer)."""
+        doc = self.snapshot(entities=False)
+        rest = json.dumps(doc, separators=(",", ":"))
+        agents = ",".join(a.json() for a in self.agents.values())
+        calls = ",".join(c.json() for c in self.calls.values())
+        offers = ",".join(o.json() for o in self.offers.values())
+        return f'{{"agents":[{agents}],"calls":[{calls}],"offers":[{offers}],{rest[1:]}'
 
     @classmethod
     def restore(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +55,34 @@ class SortedIndex:
         return len(self.items)
 
 
+class _Cached:
+    """Keeps the entity's snapshot JSON until any attribute is set again (``touch`` after
+    changing a list or dict in place)."""
+
+    frag: str
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name != "frag":
+            object.__setattr__(self, "frag", "")
+
+    def touch(self) -> None:
+        """Forget the cached JSON after an in-place change."""
+        object.__setattr__(self, "frag", "")
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able form for snapshots."""
+        raise NotImplementedError
+
+    def json(self) -> str:
+        """The snapshot JSON of the entity, cached until it changes."""
+        if not self.frag:
+            object.__setattr__(self, "frag", json.dumps(self.record(), separators=(",", ":")))
+        return self.frag
+
+
 @dataclass
-class Agent:
+class Agent(_Cached):
     """A logged-in agent."""
 
     agent_id: str
@@ -83,10 +110,11 @@ class Agent:
     # (queue_id, level) -> the key this agent is filed under while READY
     filed: dict[tuple[str, int], AgentKey] = field(default_factory=dict)
     wrap_version: int = 0
+    frag: str = field(default="", compare=False, repr=False)
 
     def record(self) -> dict[str, Any]:
         """JSON-able form for snapshots."""
-        out = {k: v for k, v in self.__dict__.items() if k != "filed"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("filed", "frag")}
         out["state"] = self.state.value
         out["groups"] = list(self.groups)
         return out
@@ -101,7 +129,7 @@ class Agent:
 
 
 @dataclass
-class Call:
+class Call(_Cached):
     """A call in the ACD: waiting, being offered, or connected to an agent."""
 
     call_id: str
@@ -131,11 +159,11 @@ class Call:
     next_announce: float = 0.0
     version: int = 0
     filed_key: CallKey | None = None
+    frag: str = field(default="", compare=False, repr=False)
 
     def record(self) -> dict[str, Any]:
         """JSON-able form for snapshots."""
-        out = {k: v for k, v in self.__dict__.items() if k != "filed_key"}
-        return out
+        return {k: v for k, v in self.__dict__.items() if k not in ("filed_key", "frag")}
 
     @classmethod
     def from_record(cls, doc: dict[str, Any]) -> Call:
@@ -144,7 +172,7 @@ class Call:
 
 
 @dataclass
-class Offer:
+class Offer(_Cached):
     """An agent's phone ringing (or about to) for a call."""
 
     offer_id: str
@@ -155,10 +183,11 @@ class Offer:
     deadline: float
     attempt: int
     ringing_at: float = 0.0
+    frag: str = field(default="", compare=False, repr=False)
 
     def record(self) -> dict[str, Any]:
         """JSON-able form for snapshots."""
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "frag"}
 
 
 @dataclass

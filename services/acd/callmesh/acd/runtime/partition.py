@@ -355,10 +355,10 @@ class Partition:
             return None
         return doc
 
-    def snapshot_doc(self) -> dict[str, Any]:
+    def snapshot_doc(self, *, engine_part: bool = True) -> dict[str, Any]:
         """The snapshot as stored: the engine's plus what the runtime needs to continue."""
         assert self.engine is not None
-        return {
+        doc: dict[str, Any] = {
             "format": SNAPSHOT_FORMAT,
             "tenant_id": self.tenant_id,
             "owner": self.grant.holder,
@@ -366,25 +366,29 @@ class Partition:
             "saved_at": time.time(),
             "stream_seq": self.stream_seq,
             "agent_legs": dict(self._agent_legs),
-            "engine": self.engine.snapshot(),
         }
+        if engine_part:
+            doc["engine"] = self.engine.snapshot()
+        return doc
 
     async def _save(self) -> None:
         """Write the snapshot (compare-and-set on our last revision: a successor's wins)."""
         assert self._kv is not None
         began = time.perf_counter()
-        doc = self.snapshot_doc()
         engine = self.engine
         assert engine is not None
+        # The engine's part comes as JSON text re-encoded only where agents, calls or offers
+        # changed since the last save (a whole-tenant json.dumps per turn was the cost of the
+        # write-ahead: ~4-9 ms at 200 agents).
+        head = self.snapshot_doc(engine_part=False)
+        text = json.dumps(head, separators=(",", ":"))
+        raw = f'{text[:-1]},"engine":{engine.snapshot_json()}}}'.encode()
         if len(engine.agents) + len(engine.calls) >= _THREAD_OVER:
-            # A big tenant's JSON takes long: encoded in a thread so the other partitions of
-            # the process keep going (the engine is not touched meanwhile: only this actor,
-            # waiting here, ever does).
-            data = await asyncio.to_thread(
-                encode_snapshot, doc, self.options.snapshot_compress_over
-            )
+            # A big tenant's compression takes long: done in a thread so the other partitions
+            # of the process keep going.
+            data = await asyncio.to_thread(pack_snapshot, raw, self.options.snapshot_compress_over)
         else:
-            data = encode_snapshot(doc, self.options.snapshot_compress_over)
+            data = pack_snapshot(raw, self.options.snapshot_compress_over)
         try:
             if self._revision:
                 self._revision = await self._kv.update(self.tenant_id, data, last=self._revision)
@@ -1260,7 +1264,12 @@ def _seed() -> int:
 
 def encode_snapshot(doc: dict[str, Any], compress_over: int) -> bytes:
     """JSON bytes; zlib-compressed behind a ``z`` when bigger than ``compress_over``."""
-    data = json.dumps(doc, separators=(",", ":")).encode()
+    return pack_snapshot(json.dumps(doc, separators=(",", ":")).encode(), compress_over)
+
+
+def pack_snapshot(data: bytes, compress_over: int) -> bytes:
+    """Snapshot JSON bytes as stored: zlib-compressed behind a ``z`` when bigger than
+    ``compress_over``."""
     if len(data) > compress_over:
         return _ZLIB + zlib.compress(data, 1)
     return data
