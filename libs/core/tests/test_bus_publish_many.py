@@ -100,3 +100,25 @@ async def test_one_span_carries_the_trace_of_a_call(bus: Bus, spans: InMemorySpa
     assert await bus.publish_many([hung_up(bus, i) for i in range(5)]) == []
     names = [s.name for s in spans.get_finished_spans()]
     assert names.count("publish_many") == 1
+
+
+async def test_an_event_nobody_acks_fails_after_the_timeout_and_the_rest_are_stored(
+    bus: Bus,
+) -> None:
+    nodes = next(s for s in STREAMS if Domain.NODE in s.domains)
+    await bus.js.delete_stream(bus.subjects.stream(nodes))
+    # Someone listens on the subject but never answers: no 503, no ack either.
+    unacked = bus.new_event(node_id="fs-1")
+    unacked.node_up.node_id = "fs-1"
+    silent = await bus.nc.subscribe(bus.subjects.for_event(unacked))
+    await bus.nc.flush()
+    try:
+        kept = [hung_up(bus, i) for i in range(4)]
+        failures = await bus.publish_many(
+            [*kept[:2], unacked, *kept[2:]], window=2, attempts=2, timeout_s=0.5
+        )
+        assert [f.event for f in failures] == [unacked]
+        assert "no ack within 0.5 s" in failures[0].error
+        assert await _stored(bus) == 4
+    finally:
+        await silent.unsubscribe()

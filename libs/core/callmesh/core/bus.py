@@ -653,9 +653,11 @@ class Bus:
         window, tokens, unsent, started = sent
         waiting = self._ack_waiting
         try:
-            if window.left > 0 and not unsent:
+            # The timeout runs from the window's send: windows in flight expire together.
+            left = started + timeout_s - time.perf_counter()
+            if window.left > 0 and not unsent and left > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(window.done), timeout_s)
+                    await asyncio.wait_for(asyncio.shield(window.done), left)
         finally:
             reason = unsent or f"no ack within {timeout_s:g} s"
             for token in tokens:
