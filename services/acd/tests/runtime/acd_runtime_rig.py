@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 from callmesh.acd.adapters import config_store
 from callmesh.acd.domain.config import AgentProfile, Announcements, QueueConfig, TenantAcdConfig
 from callmesh.core.bus import Bus
-from callmesh.core.errors import Unavailable
+from callmesh.core.errors import RequestTimeout, Unavailable
 from callmesh.core.runtime import Runtime, create_app
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.store import Store
@@ -215,7 +215,9 @@ class Rig:
         while True:
             try:
                 return await self.bus.request(subject, request, reply_type, timeout=5.0)
-            except Unavailable:
+            except (Unavailable, RequestTimeout):
+                # A request in flight when the owner changes may be dropped unanswered (the old
+                # owner's subscription goes with its pending messages): retry, as every sender must.
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)
