@@ -432,3 +432,17 @@ def test_recordings_and_music_paths_follow_the_environment() -> None:
     streams = _configuration(root, "local_stream.conf").findall("directory")
     assert {s.get("name") for s in streams} >= {"default", "moh/8000", "moh/16000", "moh/48000"}
     assert all(s.get("path", "").startswith("/data/moh/") for s in streams)
+
+
+def test_every_language_has_the_say_macro_acd_prompts_use() -> None:
+    """acd plays ``phrase:callmesh_say:<value>`` after a prompt (positions, seconds, agent ids)."""
+    languages = sorted((CONF / "lang").glob("*/*.xml"))
+    assert languages
+    for path in languages:
+        root = ET.parse(path).getroot()
+        macros = {m.get("name"): m for m in root.iter("macro")}
+        assert "callmesh_say" in macros, path
+        patterns = [re.compile(i.get("pattern", "")) for i in macros["callmesh_say"].iter("input")]
+        for value, expected in (("12", 0), ("ann7", 1)):
+            matched = [n for n, p in enumerate(patterns) if p.match(value)]
+            assert matched == [expected], (path, value)
