@@ -495,43 +495,8 @@ class AcdEngine:
         self._unfile_call(c)
         c.phase = "offering"
         c.attempt += 1
-        st = self._stat(c.queue_id)
         for a in agents:
-            offer_id = self._new_id()
-            offer = Offer(
-                offer_id,
-                c.call_id,
-                a.agent_id,
-                c.queue_id,
-                now,
-                now + q.no_answer_timeout_s + OFFER_GRACE_S,
-                c.attempt,
-            )
-            self.offers[offer_id] = offer
-            c.offers[offer_id] = a.agent_id
-            c.touch()
-            self._rr_seq += 1
-            self._rr.setdefault(c.queue_id, {})[a.agent_id] = self._rr_seq
-            self._set_state(a, AgentState.RESERVED, "offer", "", now, out)
-            a.offer_id = offer_id
-            a.call_id = c.call_id
-            a.queue_id = c.queue_id
-            st.offered += 1
-            out.append(
-                AgentOffered(a.agent_id, c.call_id, c.queue_id, q.no_answer_timeout_s, c.attempt)
-            )
-            out.append(
-                RingAgent(
-                    offer_id,
-                    c.call_id,
-                    a.agent_id,
-                    a.endpoint,
-                    c.queue_id,
-                    q.no_answer_timeout_s,
-                    c.attempt,
-                )
-            )
-            self._timers.add(offer.deadline, "offer", offer_id)
+            self._offer_more(c, a, now, out)
         if q.ring is RingMode.PROGRESSIVE:
             self._timers.add(now + q.progressive_step_s, "progressive", c.call_id, c.version)
 
@@ -1205,6 +1170,7 @@ class AcdEngine:
             self._timers.add(now + q.progressive_step_s, "progressive", c.call_id, c.version)
 
     def _offer_more(self, c: Call, a: Agent, now: float, out: list[Effect]) -> None:
+        """Ring one more agent for a call being offered."""
         q = self.config.queues[c.queue_id]
         offer_id = self._new_id()
         offer = Offer(
@@ -1219,6 +1185,8 @@ class AcdEngine:
         self.offers[offer_id] = offer
         c.offers[offer_id] = a.agent_id
         c.touch()
+        self._rr_seq += 1
+        self._rr.setdefault(c.queue_id, {})[a.agent_id] = self._rr_seq
         self._set_state(a, AgentState.RESERVED, "offer", "", now, out)
         a.offer_id, a.call_id, a.queue_id = offer_id, c.call_id, c.queue_id
         self._stat(c.queue_id).offered += 1
