@@ -14,10 +14,14 @@ BUF_VERSION=1.75.0
 export UV_PYTHON_DOWNLOADS=never
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# A tool's --version output, read whole before anything looks at it: piping it straight into
+# `grep -q` or `head -1` under pipefail fails with SIGPIPE (exit 141) whenever the reader exits
+# before the tool has written its last line — which broke CI once (ferretdb prints several lines).
+version_of() { "$@" --version 2>/dev/null || true; }
 
 # 1. uv, pinned, in .tools/uv (never the user's global one: the lock is written by this version).
 UV=.tools/uv/bin/uv
-if [ ! -x "$UV" ] || ! "$UV" --version 2>/dev/null | grep -q " $UV_VERSION"; then
+if [ ! -x "$UV" ] || [[ "$(version_of "$UV")" != *" $UV_VERSION"* ]]; then
   step "installing uv $UV_VERSION from PyPI into .tools/uv"
   rm -rf .tools/uv
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
@@ -30,7 +34,7 @@ step "uv sync (all workspace members, dev tools)"
 
 # 3. FerretDB (MongoDB wire protocol on SQLite) into bin/.
 FERRET=bin/ferretdb
-if [ -x "$FERRET" ] && "$FERRET" --version 2>/dev/null | grep -q "version: $FERRETDB_VERSION"; then
+if [ -x "$FERRET" ] && [[ "$(version_of "$FERRET")" == *"version: $FERRETDB_VERSION"* ]]; then
   :
 elif [ -n "${CALLMESH_SKIP_FERRETDB:-}" ]; then
   step "CALLMESH_SKIP_FERRETDB set: not building FerretDB"
@@ -53,12 +57,13 @@ else
     echo "$FERRETDB_VERSION" > "$work/src/build/version/version.txt"
     (cd "$work/src" && go build -trimpath -o "$root/$FERRET" ./cmd/ferretdb)
   fi
-  "$FERRET" --version | head -1 >&2
+  ferret_version=$(version_of "$FERRET")
+  printf '%s\n' "${ferret_version%%$'\n'*}" >&2
 fi
 
 # 4. buf, for schema lint and breaking-change checks.
 BUF=.tools/buf/node_modules/.bin/buf
-if [ ! -x "$BUF" ] || ! "$BUF" --version 2>/dev/null | grep -qx "$BUF_VERSION"; then
+if [ ! -x "$BUF" ] || [[ "$(version_of "$BUF")" != "$BUF_VERSION" ]]; then
   step "installing buf $BUF_VERSION from npm into .tools/buf"
   mkdir -p .tools/buf
   npm install --silent --no-audit --no-fund --prefix .tools/buf "@bufbuild/buf@$BUF_VERSION" >/dev/null 2>&1 \
