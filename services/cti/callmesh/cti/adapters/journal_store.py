@@ -9,7 +9,9 @@ and ``$inc`` loses increments. What it does keep atomic is a unique index. So th
    event is ever lost to a race;
 2. the record, folded by the domain from every stored event of the call, over the call's one
    document in ``calls`` (unique (tenant_id, call_id); upserted, never with a client ``_id``)
-   unless that document was folded from more events (so a slow writer does not take it back);
+   unless that document was folded from as many events or more (so a slow writer does not take
+   it back, and a record is not rewritten with itself: a call's events only grow, so a fold of
+   as many is the same fold, and on FerretDB a rewrite lets a concurrent search miss the call);
 3. then it counts the call's events again: if there are more than it folded, a racing writer's
    event may be missing from what it just wrote, so it folds and writes again.
 
@@ -287,15 +289,21 @@ class MongoCallJournal:
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
                 facts = await self._facts(events, call_id)
             record = build_record(tenant_id, call_id, facts)
-            # Never over a record folded from more events: a slow writer does not take the record
-            # back (atomic on MongoDB, a much narrower window on FerretDB). A duplicate key says
-            # such a record is there, or two first writers raced: either way, count again.
-            with contextlib.suppress(DuplicateKeyError):
-                await calls.replace_one(
-                    {"call_id": call_id, "event_count": {"$lte": len(facts)}},
-                    _record_doc(record),
-                    upsert=True,
-                )
+            stored = await calls.find_one({"call_id": call_id}, projection={"event_count": 1})
+            if stored is None or int(stored.get("event_count") or 0) < len(facts):
+                # Never over a record folded from as many events or more: a slow writer does not
+                # take the record back (atomic on MongoDB, a much narrower window on FerretDB),
+                # and a fold is not written again over itself (a call's events only grow, so a
+                # fold of as many is the same fold). The read above spares the write in the
+                # common case: on FerretDB a write, even one that matches nothing, can hide the
+                # document from a concurrent search. A duplicate key says such a record is
+                # there, or two first writers raced: either way, count again.
+                with contextlib.suppress(DuplicateKeyError):
+                    await calls.replace_one(
+                        {"call_id": call_id, "event_count": {"$lt": len(facts)}},
+                        _record_doc(record),
+                        upsert=True,
+                    )
             if await events.count_documents({"call_id": call_id}) <= len(facts):
                 return applied
         raise JournalContention(f"call {call_id}: {MAX_ATTEMPTS} writers raced; try again later")
