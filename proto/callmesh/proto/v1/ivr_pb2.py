@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61llmesh/proto/v1/ivr.proto\x12\x11\x63\x61llmesh.proto.v1\"[\n\x0eIvrNodeEntered\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x02 \x01(\r\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x11\n\tnode_type\x18\x04 \x01(\t\"\x83\x01\n\x10IvrInputReceived\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x01(\t\x12-\n\x04kind\x18\x04 \x01(\x0e\x32\x1f.callmesh.proto.v1.IvrInputKind\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\"a\n\x0eIvrVariableSet\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\x12\x10\n\x08previous\x18\x05 \x01(\t\"\x9f\x01\n\x0bIvrFlowLeft\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x02 \x01(\r\x12.\n\x07outcome\x18\x03 \x01(\x0e\x32\x1d.callmesh.proto.v1.IvrOutcome\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x04\x12\x14\n\x0clast_node_id\x18\x06 \x01(\t*\x9a\x01\n\x0cIvrInputKind\x12\x1e\n\x1aIVR_INPUT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13IVR_INPUT_KIND_DTMF\x10\x01\x12\x1a\n\x16IVR_INPUT_KIND_TIMEOUT\x10\x02\x12\x1a\n\x16IVR_INPUT_KIND_INVALID\x10\x03\x12\x19\n\x15IVR_INPUT_KIND_SPEECH\x10\x04*\xe4\x01\n\nIvrOutcome\x12\x1b\n\x17IVR_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12IVR_OUTCOME_QUEUED\x10\x01\x12\x1b\n\x17IVR_OUTCOME_TRANSFERRED\x10\x02\x12\x1e\n\x1aIVR_OUTCOME_CALLER_HUNG_UP\x10\x03\x12\x19\n\x15IVR_OUTCOME_COMPLETED\x10\x04\x12\x19\n\x15IVR_OUTCOME_VOICEMAIL\x10\x05\x12\x17\n\x13IVR_OUTCOME_BLOCKED\x10\x06\x12\x15\n\x11IVR_OUTCOME_ERROR\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61llmesh/proto/v1/ivr.proto\x12\x11\x63\x61llmesh.proto.v1\"[\n\x0eIvrNodeEntered\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x02 \x01(\r\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x11\n\tnode_type\x18\x04 \x01(\t\"\x83\x01\n\x10IvrInputReceived\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x01(\t\x12-\n\x04kind\x18\x04 \x01(\x0e\x32\x1f.callmesh.proto.v1.IvrInputKind\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\"a\n\x0eIvrVariableSet\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\x12\x10\n\x08previous\x18\x05 \x01(\t\"\x9f\x01\n\x0bIvrFlowLeft\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x02 \x01(\r\x12.\n\x07outcome\x18\x03 \x01(\x0e\x32\x1d.callmesh.proto.v1.IvrOutcome\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x04\x12\x14\n\x0clast_node_id\x18\x06 \x01(\t\"\x82\x01\n\rIvrHttpCalled\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x04\"\x99\x01\n\x10IvrVoicemailLeft\x12\x14\n\x0cvoicemail_id\x18\x01 \x01(\t\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x15\n\rcaller_number\x18\x03 \x01(\t\x12\x0f\n\x07\x66low_id\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x04\x12\x10\n\x08media_id\x18\x07 \x01(\t\"\\\n\x10IvrFlowPublished\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x14\n\x0cpublished_by\x18\x03 \x01(\t\x12\x10\n\x08rollback\x18\x04 \x01(\x08\"\\\n\x0fIvrBlacklistHit\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x15\n\rcaller_number\x18\x02 \x01(\t\x12\x0f\n\x07\x66low_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t*\x9a\x01\n\x0cIvrInputKind\x12\x1e\n\x1aIVR_INPUT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13IVR_INPUT_KIND_DTMF\x10\x01\x12\x1a\n\x16IVR_INPUT_KIND_TIMEOUT\x10\x02\x12\x1a\n\x16IVR_INPUT_KIND_INVALID\x10\x03\x12\x19\n\x15IVR_INPUT_KIND_SPEECH\x10\x04*\xe4\x01\n\nIvrOutcome\x12\x1b\n\x17IVR_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12IVR_OUTCOME_QUEUED\x10\x01\x12\x1b\n\x17IVR_OUTCOME_TRANSFERRED\x10\x02\x12\x1e\n\x1aIVR_OUTCOME_CALLER_HUNG_UP\x10\x03\x12\x19\n\x15IVR_OUTCOME_COMPLETED\x10\x04\x12\x19\n\x15IVR_OUTCOME_VOICEMAIL\x10\x05\x12\x17\n\x13IVR_OUTCOME_BLOCKED\x10\x06\x12\x15\n\x11IVR_OUTCOME_ERROR\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'callmesh.proto.v1.ivr_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IVRINPUTKIND']._serialized_start=539
-  _globals['_IVRINPUTKIND']._serialized_end=693
-  _globals['_IVROUTCOME']._serialized_start=696
-  _globals['_IVROUTCOME']._serialized_end=924
+  _globals['_IVRINPUTKIND']._serialized_start=1016
+  _globals['_IVRINPUTKIND']._serialized_end=1170
+  _globals['_IVROUTCOME']._serialized_start=1173
+  _globals['_IVROUTCOME']._serialized_end=1401
   _globals['_IVRNODEENTERED']._serialized_start=50
   _globals['_IVRNODEENTERED']._serialized_end=141
   _globals['_IVRINPUTRECEIVED']._serialized_start=144
@@ -43,4 +43,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IVRVARIABLESET']._serialized_end=374
   _globals['_IVRFLOWLEFT']._serialized_start=377
   _globals['_IVRFLOWLEFT']._serialized_end=536
+  _globals['_IVRHTTPCALLED']._serialized_start=539
+  _globals['_IVRHTTPCALLED']._serialized_end=669
+  _globals['_IVRVOICEMAILLEFT']._serialized_start=672
+  _globals['_IVRVOICEMAILLEFT']._serialized_end=825
+  _globals['_IVRFLOWPUBLISHED']._serialized_start=827
+  _globals['_IVRFLOWPUBLISHED']._serialized_end=919
+  _globals['_IVRBLACKLISTHIT']._serialized_start=921
+  _globals['_IVRBLACKLISTHIT']._serialized_end=1013
 # @@protoc_insertion_point(module_scope)

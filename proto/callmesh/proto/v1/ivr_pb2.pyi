@@ -92,3 +92,63 @@ class IvrFlowLeft(_message.Message):
     duration_ms: int
     last_node_id: str
     def __init__(self, flow_id: _Optional[str] = ..., flow_version: _Optional[int] = ..., outcome: _Optional[_Union[IvrOutcome, str]] = ..., detail: _Optional[str] = ..., duration_ms: _Optional[int] = ..., last_node_id: _Optional[str] = ...) -> None: ...
+
+class IvrHttpCalled(_message.Message):
+    __slots__ = ("flow_id", "node_id", "method", "url", "status", "error", "duration_ms")
+    FLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    flow_id: str
+    node_id: str
+    method: str
+    url: str
+    status: int
+    error: str
+    duration_ms: int
+    def __init__(self, flow_id: _Optional[str] = ..., node_id: _Optional[str] = ..., method: _Optional[str] = ..., url: _Optional[str] = ..., status: _Optional[int] = ..., error: _Optional[str] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+
+class IvrVoicemailLeft(_message.Message):
+    __slots__ = ("voicemail_id", "mailbox", "caller_number", "flow_id", "node_id", "duration_ms", "media_id")
+    VOICEMAIL_ID_FIELD_NUMBER: _ClassVar[int]
+    MAILBOX_FIELD_NUMBER: _ClassVar[int]
+    CALLER_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_ID_FIELD_NUMBER: _ClassVar[int]
+    voicemail_id: str
+    mailbox: str
+    caller_number: str
+    flow_id: str
+    node_id: str
+    duration_ms: int
+    media_id: str
+    def __init__(self, voicemail_id: _Optional[str] = ..., mailbox: _Optional[str] = ..., caller_number: _Optional[str] = ..., flow_id: _Optional[str] = ..., node_id: _Optional[str] = ..., duration_ms: _Optional[int] = ..., media_id: _Optional[str] = ...) -> None: ...
+
+class IvrFlowPublished(_message.Message):
+    __slots__ = ("flow_id", "version", "published_by", "rollback")
+    FLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_BY_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_FIELD_NUMBER: _ClassVar[int]
+    flow_id: str
+    version: int
+    published_by: str
+    rollback: bool
+    def __init__(self, flow_id: _Optional[str] = ..., version: _Optional[int] = ..., published_by: _Optional[str] = ..., rollback: _Optional[bool] = ...) -> None: ...
+
+class IvrBlacklistHit(_message.Message):
+    __slots__ = ("entry_id", "caller_number", "flow_id", "node_id")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    caller_number: str
+    flow_id: str
+    node_id: str
+    def __init__(self, entry_id: _Optional[str] = ..., caller_number: _Optional[str] = ..., flow_id: _Optional[str] = ..., node_id: _Optional[str] = ...) -> None: ...
