@@ -1,0 +1,1 @@
+"""ivr adapters: MongoDB, the bus, the switch, speech."""

@@ -1,0 +1,1 @@
+"""ivr: the flow model, the engine and the pure rules."""

@@ -1,0 +1,1 @@
+"""ivr integration tests (real NATS, FerretDB, the emulator)."""
