@@ -382,7 +382,12 @@ async def test_the_bus_reconnects_after_nats_restarts_and_consuming_resumes(
         server = start_nats(tmp_path / "nats", port=port)
         await eventually(lambda: own.connected, timeout=30)
         await own.publish(hung_up(own, call="after"))
-        await eventually(lambda: [d.event.call_id for d in got] == ["before", "after"], timeout=30)
+        # At least once: an ack the old server took but had not yet written to its consumer state
+        # when it stopped brings "before" again (seen under load). Handlers are idempotent.
+        await eventually(
+            lambda: list(dict.fromkeys(d.event.call_id for d in got)) == ["before", "after"],
+            timeout=30,
+        )
     finally:
         await own.close()
         server.stop()
