@@ -444,6 +444,8 @@ class Flow:
     languages: tuple[str, ...] = ("en",)
     variables: Mapping[str, str] = field(default_factory=dict)
     shortcuts: Mapping[str, str] = field(default_factory=dict)
+    # Compiled expressions by source, filled by the engine (a flow version never changes).
+    compiled: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def next_node(self, node_id: str, port: str) -> str | None:
         """The node an edge leads to from ``node_id``'s ``port`` (None: the flow ends)."""
