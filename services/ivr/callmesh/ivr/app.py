@@ -6,10 +6,13 @@ from pydantic_settings import SettingsConfigDict
 
 from callmesh.core.runtime import ServiceDefinition
 from callmesh.core.settings import ServiceSettings
+from callmesh.ivr.adapters import flow_store
+from callmesh.ivr.api import flows as flows_api
 
 DOMAIN_STATUS = (
-    "not built yet: the outbound-socket server running tenants' published IVR flows, with "
-    "TTS, trails and dry runs arrive with issue #6 'IVR'"
+    "partly built: flows (drafts, validation, publishing, versions, rollback, dry runs) are "
+    "served; the outbound-socket call runner, prompts/TTS, blacklist, voicemail, data tables "
+    "and emergency announcements are not built yet (issue #6 'IVR')"
 )
 
 
@@ -27,4 +30,6 @@ def build(settings: IvrSettings) -> ServiceDefinition:
         name="ivr",
         settings=settings,
         domain_status=DOMAIN_STATUS,
+        collections=flow_store.COLLECTIONS,
+        routers=tuple(flows_api.routers()),
     )

@@ -31,8 +31,7 @@ from callmesh.ivr.domain.engine import MAX_STEPS, FlowRun
 from callmesh.ivr.domain.flow import PromptKind, TimeConfig, TimeRule
 from callmesh.ivr.domain.parse import parse_flow
 from callmesh.ivr.domain.timerules import state_at
-
-from .ivr_flows import en_zh, main_flow, node
+from callmesh.ivr.samples import en_zh, main_flow, node
 
 MONDAY_NOON = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # 12:00 in Paris
 SUNDAY = datetime(2026, 11, 22, 11, 0, tzinfo=UTC)

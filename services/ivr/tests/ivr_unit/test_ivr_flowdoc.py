@@ -9,8 +9,7 @@ import pytest
 
 from callmesh.ivr.domain.parse import FlowInvalid, flow_to_doc, parse_flow
 from callmesh.ivr.domain.validate import validate
-
-from .ivr_flows import main_flow, node
+from callmesh.ivr.samples import main_flow, node
 
 
 def problems(doc: dict[str, Any], **kwargs: Any) -> list[tuple[str, str, str]]:

@@ -1,4 +1,4 @@
-"""Flow documents the ivr unit tests share."""
+"""Sample flow documents: the bilingual main line the demo and the tests use."""
 
 from __future__ import annotations
 
