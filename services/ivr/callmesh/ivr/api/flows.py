@@ -181,6 +181,17 @@ def _check(document: dict[str, Any]) -> tuple[Flow | None, list[ProblemOut]]:
     return flow, _problems(validate(flow, max_nodes=MAX_NODES))
 
 
+def _unpublishable(what: str, problems: list[ProblemOut]) -> InvalidInput:
+    """The 422 for a flow with problems: the first names field and rule, all are listed."""
+    first = problems[0]
+    return InvalidInput(
+        first.field,
+        first.rule,
+        f"the {what} has {len(problems)} problem(s); first: {first.field}: {first.rule}",
+        problems=[p.model_dump() for p in problems],
+    )
+
+
 def _out(head: StoredFlow) -> FlowOut:
     _, problems = _check(head.draft)
     return FlowOut(
@@ -271,13 +282,7 @@ def routers() -> list[APIRouter]:
         draft = (await flows.get(flow_id)).draft
         flow, problems = _check(draft)
         if flow is None or problems:
-            first = problems[0]
-            raise InvalidInput(
-                first.field,
-                first.rule,
-                f"the draft has {len(problems)} problem(s); first: {first.field}: {first.rule}",
-                problems=[p.model_dump() for p in problems],
-            )
+            raise _unpublishable("draft", problems)
         version = await flows.publish(flow_id, draft, who.subject)
         await _announce(request, tenant, flow_id, version, who.subject, False)
         return PublishedOut(flow_id=flow_id, version=version)
@@ -329,13 +334,7 @@ def routers() -> list[APIRouter]:
             )
         flow, problems = _check(document)
         if flow is None or problems:
-            first = problems[0]
-            raise InvalidInput(
-                first.field,
-                first.rule,
-                f"the flow has {len(problems)} problem(s); first: {first.field}: {first.rule}",
-                problems=[p.model_dump() for p in problems],
-            )
+            raise _unpublishable("flow", problems)
         at = body.at or datetime.now(UTC)
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
