@@ -26,10 +26,12 @@ class IvrSettings(ServiceSettings):
 
 def build(settings: IvrSettings) -> ServiceDefinition:
     """The service as the runtime runs it."""
+    quotas = flows_api.QuotaHandle()
     return ServiceDefinition(
         name="ivr",
         settings=settings,
         domain_status=DOMAIN_STATUS,
         collections=flow_store.COLLECTIONS,
-        routers=tuple(flows_api.routers()),
+        routers=tuple(flows_api.routers(quotas)),
+        on_stopping=[quotas.close],
     )

@@ -15,6 +15,7 @@ import pytest
 
 from callmesh.core.auth import StaticKeys, TokenIssuer, TokenVerifier, generate_signing_key
 from callmesh.core.bus import Bus
+from callmesh.core.quotas import QuotaKind, Quotas
 from callmesh.core.runtime import Runtime, create_app
 from callmesh.core.settings import PlatformSettings
 from callmesh.core.tenancy import TenantInfo, TenantStatus
@@ -174,3 +175,24 @@ async def test_tenants_are_walls_and_permissions_apply(ivr: Ivr) -> None:
     assert agent.status_code == 403
     assert (await ivr.call("DELETE", "flows/main")).status_code == 204
     assert (await ivr.call("GET", "flows/main")).status_code == 404
+
+
+async def test_the_flow_count_quota_holds_and_deletes_give_units_back(ivr: Ivr, bus: Bus) -> None:
+    quotas = Quotas(bus, service="test")
+    await quotas.set_limit(A, QuotaKind.IVR_FLOWS, 1)
+    first = await ivr.call("POST", "flows", {"flow_id": "one", "document": main_flow()})
+    assert first.status_code == 201
+    second = await ivr.call("POST", "flows", {"flow_id": "two", "document": main_flow()})
+    assert second.status_code == 429
+    assert second.json()["code"] == "quota_exceeded"
+    # A refused create leaves nothing behind; the other tenant has its own count.
+    assert (await ivr.call("GET", "flows/two")).status_code == 404
+    other = await ivr.call("POST", "flows", {"flow_id": "two", "document": main_flow()}, tenant=B)
+    assert other.status_code == 201
+    # A duplicate id gives its unit back; a delete frees one.
+    await quotas.set_limit(A, QuotaKind.IVR_FLOWS, 2)
+    dup = await ivr.call("POST", "flows", {"flow_id": "one", "document": main_flow()})
+    assert dup.status_code == 409
+    assert (await ivr.call("DELETE", "flows/one")).status_code == 204
+    usage = await quotas.usage(A)
+    assert usage[QuotaKind.IVR_FLOWS].used == 0

@@ -20,6 +20,7 @@ from callmesh.core.bus import Bus
 from callmesh.core.errors import DomainError, InvalidInput
 from callmesh.core.http import PROBLEM_JSON, Problem
 from callmesh.core.permissions import Permission
+from callmesh.core.quotas import QuotaKind, Quotas
 from callmesh.core.ratelimit import rate_limit
 from callmesh.core.tenancy import tenant_writable
 from callmesh.ivr.adapters.flow_store import FlowStore, StoredFlow
@@ -60,7 +61,26 @@ async def flows_of(request: Request, tenant: Annotated[str, Path()]) -> FlowStor
     return FlowStore(await request.app.state.runtime.store.tenant(tenant))
 
 
+class QuotaHandle:
+    """The service's quota handle, made at the first use and closed at stop."""
+
+    def __init__(self) -> None:
+        self.quotas: Quotas | None = None
+
+    def of(self, request: Request) -> Quotas:
+        """The handle on the app's bus."""
+        if self.quotas is None:
+            self.quotas = Quotas(request.app.state.runtime.bus, service="ivr")
+        return self.quotas
+
+    async def close(self, _runtime: object = None) -> None:
+        """Wait for give-backs still running."""
+        if self.quotas is not None:
+            await self.quotas.close()
+
+
 Flows = Annotated[FlowStore, Depends(flows_of)]
+
 Who = Annotated[Principal, Depends(limited)]
 
 
@@ -239,17 +259,33 @@ def _trail(entries: list[TrailEntry]) -> list[TrailOut]:
     ]
 
 
-def routers() -> list[APIRouter]:
+def routers(quota_handle: QuotaHandle | None = None) -> list[APIRouter]:
     """The flow routes."""
+    handle = quota_handle or QuotaHandle()
+    QuotasDep = Annotated[Quotas, Depends(handle.of)]
     router = APIRouter(prefix="/v1/t/{tenant}/ivr/flows", tags=["ivr flows"], responses=ERRORS)
     read = guard(Permission.IVR_READ)
     write = guard(Permission.IVR_WRITE)
     publish = guard(Permission.IVR_PUBLISH)
 
     @router.post("", dependencies=write, status_code=201)
-    async def create_flow(body: FlowIn, flows: Flows, who: Who, response: Response) -> FlowOut:
-        """Create a flow; its document becomes the draft (problems are reported, not refused)."""
-        head = await flows.create(body.flow_id, _size(body.document), who.subject)
+    async def create_flow(
+        body: FlowIn,
+        flows: Flows,
+        who: Who,
+        response: Response,
+        quotas: QuotasDep,
+        tenant: Annotated[str, Path()],
+    ) -> FlowOut:
+        """Create a flow; its document becomes the draft (problems are reported, not refused).
+        Counts toward the tenant's ``ivr_flows`` quota (429 when none is left)."""
+        document = _size(body.document)
+        await quotas.take(tenant, QuotaKind.IVR_FLOWS)
+        try:
+            head = await flows.create(body.flow_id, document, who.subject)
+        except BaseException:
+            await quotas.release(tenant, QuotaKind.IVR_FLOWS)
+            raise
         response.headers["Location"] = f"flows/{head.flow_id}"
         return _out(head)
 
@@ -315,9 +351,12 @@ def routers() -> list[APIRouter]:
         return PublishedOut(flow_id=flow_id, version=version)
 
     @router.delete("/{flow_id}", dependencies=write, status_code=204)
-    async def delete_flow(flow_id: FlowId, flows: Flows) -> Response:
-        """Delete the flow and all its versions."""
+    async def delete_flow(
+        flow_id: FlowId, flows: Flows, quotas: QuotasDep, tenant: Annotated[str, Path()]
+    ) -> Response:
+        """Delete the flow and all its versions (its quota unit is given back)."""
         await flows.delete(flow_id)
+        await quotas.release(tenant, QuotaKind.IVR_FLOWS)
         return Response(status_code=204)
 
     @router.post("/{flow_id}/dry-run", dependencies=read)
