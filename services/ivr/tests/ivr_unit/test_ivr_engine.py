@@ -325,3 +325,17 @@ def test_prompts_fall_back_to_the_default_language() -> None:
     }
     got = run([], doc=doc, language="zh")
     assert got.prompts[0]["sounds"] == [{"kind": "tts", "value": "Hi"}]
+
+
+def test_a_priority_that_is_not_a_number_takes_the_failure_port() -> None:
+    doc = {
+        "start": "q",
+        "nodes": [
+            node("q", "queue", queue_id="sales", priority_expression="'high'"),
+            node("x", "hangup"),
+        ],
+        "edges": [{"from": "q", "port": "failure", "to": "x"}],
+    }
+    got = run([], doc=doc)
+    assert got.path == ["q", "x"]
+    assert "is not a number" in got.variables["last.error"]

@@ -175,7 +175,8 @@ def dry_run(
         else:  # Hangup: the call is over
             result = Played()
         command = run.resume(result)
-    else:
+    else:  # the engine's own step limit ends runaway flows long before this
+        commands.append(f"stopped: no end after {max_steps * 4} commands")
         command = run.caller_hung_up()
     if hung_up:
         command = run.caller_hung_up()

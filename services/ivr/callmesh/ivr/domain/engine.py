@@ -48,7 +48,15 @@ from callmesh.ivr.domain.commands import (
     TransferCall,
     UnexpectedResult,
 )
-from callmesh.ivr.domain.expr import EvalError, Expr, ExprError, compile_expr, to_text, truthy
+from callmesh.ivr.domain.expr import (
+    EvalError,
+    Expr,
+    ExprError,
+    compile_expr,
+    to_number,
+    to_text,
+    truthy,
+)
 from callmesh.ivr.domain.flow import (
     BUILTIN_VARIABLES,
     BlacklistConfig,
@@ -202,9 +210,10 @@ class FlowRun:
         self._trail.append(TrailEntry(self._seq, kind, node_id, node_type, detail))
 
     def _set(self, name: str, value: str) -> None:
+        had = name in self._vars
         previous = self._vars.get(name, "")
         self._vars[name] = value
-        if previous != value or name not in self._vars:
+        if previous != value or not had:
             self._note(TrailKind.VARIABLE_SET, {"name": name, "value": value, "previous": previous})
 
     def _expr(self, text: str) -> Expr:
@@ -328,8 +337,6 @@ class FlowRun:
 
     def _end_of(self, node: Node, port: str) -> Finish:
         """How the flow ends when ``port`` of ``node`` has no edge."""
-        if isinstance(node.config, HangupConfig):
-            return Finish(Outcome.COMPLETED, node.id, "hung up", "")
         if isinstance(node.config, BlacklistConfig) and port == "blocked":
             return Finish(Outcome.BLOCKED, node.id, "caller blacklisted", "CALL_REJECTED")
         if isinstance(node.config, VoicemailConfig):
@@ -388,7 +395,9 @@ class FlowRun:
             return "next"
         if isinstance(cfg, QueueConfig):
             priority = (
-                int(float(self._eval(cfg.priority_expression))) if cfg.priority_expression else 0
+                int(to_number(self._expr(cfg.priority_expression).evaluate(self._vars)))
+                if cfg.priority_expression
+                else 0
             )
             return (yield from self._enqueue(node, cfg.queue_id, priority, cfg.data, ""))
         if isinstance(cfg, TransferConfig):

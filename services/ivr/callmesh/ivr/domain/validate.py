@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator
+from zoneinfo import ZoneInfo
 
 from callmesh.ivr.domain.expr import ExprError, compile_expr
 from callmesh.ivr.domain.flow import (
@@ -337,8 +338,6 @@ def _time(c: _Check, nid: str, p: str, cfg: TimeConfig) -> None:
             c.bad(nid, f"{p}.holidays.{i}", "must be YYYY-MM-DD")
     if cfg.time_zone:
         try:
-            from zoneinfo import ZoneInfo
-
             ZoneInfo(cfg.time_zone)
         except (ValueError, KeyError, OSError):
             c.bad(nid, f"{p}.time_zone", "is not an IANA time zone such as Asia/Shanghai")
