@@ -17,7 +17,7 @@ from callmesh.core.errors import InvalidInput
 from callmesh.core.media import DirectoryMediaStore, MediaKind, MediaUrlSigner
 from callmesh.fsemu.media import wav_duration
 from callmesh.ivr.adapters.sounds import SoundResolver
-from callmesh.ivr.adapters.tts import OUTPUT_RATE, EspeakSpeech, SpeechFailed
+from callmesh.ivr.adapters.tts import OUTPUT_RATE, EspeakSpeech, SpeechFailed, to_freeswitch_wav
 from callmesh.ivr.api.media import media_router
 from callmesh.ivr.domain.commands import Sound
 from callmesh.ivr.domain.flow import PromptKind
@@ -160,3 +160,16 @@ async def test_bad_missing_foreign_and_expired_signatures_are_refused(tmp_path: 
         head = await client.head(f"/media/acme/{info.media_id}.wav?{good}")
         assert head.status_code == 200
         assert head.headers["content-length"] == str(info.size)
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (22050, 2), (16000, 1)])
+def test_any_pcm16_wav_becomes_16k_mono_of_the_same_length(rate: int, channels: int) -> None:
+    source = io.BytesIO()
+    with wave.open(source, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x10\x00\xf0\xff" * channels * rate)  # two seconds
+    with wave.open(io.BytesIO(to_freeswitch_wav(source.getvalue())), "rb") as out:
+        assert (out.getnchannels(), out.getsampwidth(), out.getframerate()) == (1, 2, OUTPUT_RATE)
+        assert out.getnframes() == 2 * OUTPUT_RATE

@@ -20,7 +20,15 @@ from callmesh.core.errors import DomainError, InvalidInput
 from callmesh.core.media import MediaKind, MediaStore
 from callmesh.proto.subjects import check_tenant_id
 
-__all__ = ["OUTPUT_RATE", "TEXT_MAX", "VOICES", "EspeakSpeech", "SpeechFailed", "voice_for"]
+__all__ = [
+    "OUTPUT_RATE",
+    "TEXT_MAX",
+    "VOICES",
+    "EspeakSpeech",
+    "SpeechFailed",
+    "to_freeswitch_wav",
+    "voice_for",
+]
 
 TEXT_MAX = 2000
 OUTPUT_RATE = 16_000  # FreeSWITCH plays 8 and 16 kHz PCM16 without a resampler of its own
@@ -80,6 +88,29 @@ def _unpacked_env(tools: Path) -> dict[str, str]:
     return env
 
 
+def _interpolate(samples: array.array[int], rate: int) -> array.array[int]:
+    """Linear interpolation to ``OUTPUT_RATE``, read straight from the array (no copies)."""
+    last = len(samples) - 1
+    # Going down, a 3-tap low-pass takes the edge off what would alias above the new Nyquist.
+    smooth = rate > OUTPUT_RATE
+
+    def at(i: int) -> int:
+        if not smooth:
+            return samples[i]
+        return (samples[max(i - 1, 0)] + 2 * samples[i] + samples[min(i + 1, last)]) // 4
+
+    count = len(samples) * OUTPUT_RATE // rate
+    step = rate / OUTPUT_RATE
+    out = array.array("h", bytes(2 * count))
+    for i in range(count):
+        position = i * step
+        left = int(position)
+        fraction = position - left
+        low = at(left)
+        out[i] = int(low + (at(min(left + 1, last)) - low) * fraction)
+    return out
+
+
 def _resample(frames: bytes, rate: int, width: int, channels: int) -> bytes:
     """Mono PCM16 at ``OUTPUT_RATE`` (lightly smoothed, linearly interpolated)."""
     if width != 2:
@@ -90,26 +121,7 @@ def _resample(frames: bytes, rate: int, width: int, channels: int) -> bytes:
     if channels > 1:
         samples = array.array("h", samples[::channels])
     if rate != OUTPUT_RATE and len(samples) > 1:
-        if rate > OUTPUT_RATE:
-            # A 3-tap low-pass takes the edge off what would alias above the new Nyquist.
-            last = len(samples) - 1
-            smooth = [
-                (samples[max(i - 1, 0)] + 2 * samples[i] + samples[min(i + 1, last)]) // 4
-                for i in range(len(samples))
-            ]
-        else:
-            smooth = list(samples)
-        count = len(smooth) * OUTPUT_RATE // rate
-        step = rate / OUTPUT_RATE
-        out = array.array("h", bytes(2 * count))
-        last = len(smooth) - 1
-        for i in range(count):
-            position = i * step
-            left = int(position)
-            right = min(left + 1, last)
-            fraction = position - left
-            out[i] = int(smooth[left] + (smooth[right] - smooth[left]) * fraction)
-        samples = out
+        samples = _interpolate(samples, rate)
     if sys.byteorder == "big":
         samples.byteswap()
     return samples.tobytes()
