@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import time
 import wave
 from pathlib import Path
@@ -11,11 +12,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from callmesh.core.errors import InvalidInput
 from callmesh.core.media import DirectoryMediaStore, MediaKind, MediaUrlSigner
-from callmesh.fsemu.media import wav_duration
+from callmesh.fsemu.media import MediaResolver, wav_duration
 from callmesh.ivr.adapters.sounds import SoundResolver
 from callmesh.ivr.adapters.tts import OUTPUT_RATE, EspeakSpeech, SpeechFailed, to_freeswitch_wav
 from callmesh.ivr.api.media import media_router
@@ -105,6 +107,14 @@ async def test_a_missing_binary_is_a_speech_failure(tmp_path: Path) -> None:
         await speech.synthesize("acme", "hello", "en")
 
 
+class NoPrompts:
+    """A prompt library with no prompts."""
+
+    async def media_for(self, tenant_id: str, prompt_id: str, language: str) -> str | None:
+        """Never a recording."""
+        return None
+
+
 def app_for(store: DirectoryMediaStore, signer: MediaUrlSigner) -> httpx.AsyncClient:
     app = FastAPI()
     app.include_router(media_router(store, signer))
@@ -114,10 +124,6 @@ def app_for(store: DirectoryMediaStore, signer: MediaUrlSigner) -> httpx.AsyncCl
 async def test_the_switch_fetches_spoken_text_by_signed_url_and_plays_it(tmp_path: Path) -> None:
     store = DirectoryMediaStore(tmp_path / "media")
     signer = MediaUrlSigner(SECRET)
-
-    class NoPrompts:
-        async def media_for(self, tenant_id: str, prompt_id: str, language: str) -> str | None:
-            return None
 
     sounds = SoundResolver(
         signer=signer, base_url="http://ivr", speech=EspeakSpeech(store), prompts=NoPrompts()
@@ -173,3 +179,34 @@ def test_any_pcm16_wav_becomes_16k_mono_of_the_same_length(rate: int, channels: 
     with wave.open(io.BytesIO(to_freeswitch_wav(source.getvalue())), "rb") as out:
         assert (out.getnchannels(), out.getsampwidth(), out.getframerate()) == (1, 2, OUTPUT_RATE)
         assert out.getnframes() == 2 * OUTPUT_RATE
+
+
+async def test_the_emulated_switch_fetches_and_times_a_spoken_prompt(tmp_path: Path) -> None:
+    store = DirectoryMediaStore(tmp_path / "media")
+    signer = MediaUrlSigner(SECRET)
+    app = FastAPI()
+    app.include_router(media_router(store, signer))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    resolver = MediaResolver(None, tmp_path / "switch-cache")
+    try:
+        sounds = SoundResolver(
+            signer=signer,
+            base_url=f"http://127.0.0.1:{port}",
+            speech=EspeakSpeech(store),
+            prompts=NoPrompts(),
+        )
+        url = await sounds.resolve("acme", Sound(PromptKind.TTS, "Goodbye", "en"))
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "media server did not start"
+            await asyncio.sleep(0.05)
+        assert 0.2 < await resolver.duration(url) < 10
+    finally:
+        await resolver.close()
+        server.should_exit = True
+        await serving
+        listener.close()
